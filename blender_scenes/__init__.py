@@ -1,0 +1,1 @@
+"""The only package that imports bpy: builds a scene plan in Blender and renders it."""

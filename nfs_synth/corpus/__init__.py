@@ -1,0 +1,1 @@
+"""Corpus I/O: scene files, manifest, readers and exports."""

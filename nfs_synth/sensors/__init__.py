@@ -1,0 +1,1 @@
+"""Sensor simulators: DVS-Voltmeter-style events and integrate-and-fire spikes (numpy/numba, no Blender)."""
