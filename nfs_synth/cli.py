@@ -1,0 +1,79 @@
+"""Command-line entry points: `generate.py` and the `nfs-synth` subcommands.
+
+Each subcommand lives in `nfs_synth/commands/<name>.py` with `add_arguments(parser)` and
+`run(args) -> int`; only the chosen one is imported, so `nfs-synth preview` never loads torch.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from .recipe import DEFAULT_RECIPE, RecipeError, load_recipe
+from .textures import TextureError
+
+COMMANDS = {
+    "preview": "contact sheets of a corpus (PNG per scene)",
+    "export": "export a scene's events or spikes to other formats",
+    "info": "table of a corpus: scenes, frames, events, spikes, bytes",
+    "validate": "check scene files against the schema and the manifest hashes",
+    "simulate": "re-run the sensor simulators on stored renders (sensor studies)",
+    "evaluate": "all-in-focus methods vs ground truth on a corpus split",
+    "train": "train NeuroRefocusNet / NeuroMergeNet on a corpus",
+    "aif": "all-in-focus image from a scene file or user data with trained networks",
+}
+
+
+def usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="generate.py", description="Render focal sweeps and simulate "
+                                "event and spike streams into one HDF5 file per scene.")
+    p.add_argument("recipe", nargs="?", default=str(DEFAULT_RECIPE), help="TOML recipe (default: %(default)s)")
+    p.add_argument("--out", required=True, help="corpus folder (scenes/, manifest.json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set sweep.frames=48 (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="Cycles threads (default: recipe, else all)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def generate_main(argv: list[str]) -> int:
+    args = generate_parser().parse_args(argv)
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        from .orchestrate import generate_corpus
+        from .textures import catalog
+
+        catalog(recipe["textures"])          # a bad texture source fails before anything is created
+    except (RecipeError, TextureError) as err:
+        return usage_error(str(err))
+    threads = args.threads if args.threads is not None else (recipe["render"]["threads"] or None)
+    manifest = generate_corpus(recipe, Path(args.out), threads=threads, progress=not args.no_progress)
+    failed = [s["index"] for s in manifest["scenes"] if s["status"] != "complete"]
+    done = len(manifest["scenes"]) - len(failed)
+    print(f"{done} scenes complete in {args.out}" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    top = argparse.ArgumentParser(prog="nfs-synth", description="nfs_synth: neuromorphic focal-stack toolkit")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] not in COMMANDS:
+        top.parse_args(argv or ["--help"])
+        return 2
+    module = importlib.import_module(f"nfs_synth.commands.{argv[0]}")
+    parser = argparse.ArgumentParser(prog=f"nfs-synth {argv[0]}", description=module.__doc__)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except (RecipeError, TextureError) as err:
+        return usage_error(str(err))

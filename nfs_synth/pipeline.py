@@ -1,0 +1,98 @@
+"""One scene end to end: plan -> render -> sensors -> scene file. The unit of work everywhere.
+
+Frames stream from the renderer straight into the file and the simulators, so memory does not grow
+with sweep length. The same `SensorRig` re-simulates stored renders for sensor studies.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import optics, plan as plans, textures
+from .corpus.scene_file import SceneWriter, content_hash, scene_name
+from .recipe import to_json
+
+
+class SensorRig:
+    """The enabled sensors of a recipe, fed frame by frame, writing into an open scene file."""
+
+    def __init__(self, recipe: dict, index: int, height: int, width: int, h5file):
+        seed = recipe["corpus"]["seed"]
+        self.parts = []
+        ev_cfg, sp_cfg = recipe["sensors"]["events"], recipe["sensors"]["spikes"]
+        if ev_cfg["enabled"]:
+            from .corpus.events_io import EventWriter
+            from .sensors import events
+
+            sim, attrs = events.from_recipe(ev_cfg, plans.scene_seed(seed, index, plans.STREAM_EVENTS),
+                                            height, width)
+            writer = EventWriter(h5file, height, width, attrs)
+            self.parts.append(("events", lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]),
+                               sim, writer))
+        if sp_cfg["enabled"]:
+            from .corpus.spikes_io import SpikeWriter
+            from .sensors import spikes
+
+            sim, attrs = spikes.from_recipe(sp_cfg, plans.scene_seed(seed, index, plans.STREAM_SPIKES),
+                                            height, width)
+            writer = SpikeWriter(h5file, height, width, attrs)
+            self.parts.append(("spike_steps",
+                               lambda rgb, c=sp_cfg: spikes.rgb_to_intensity(rgb, c["intensity_scale"]),
+                               sim, writer))
+        self.counts = {"events": 0, "spike_steps": 0}
+
+    def feed(self, rgb: np.ndarray, t_us: int) -> None:
+        for _, convert, sim, writer in self.parts:
+            writer.append(sim.feed(convert(rgb), int(t_us)))
+
+    def close(self, t_end_us: int) -> dict:
+        for kind, _, _, writer in self.parts:
+            self.counts[kind] = int(writer.close(t_end_us))
+        return self.counts
+
+
+def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = None,
+                 texture_refs: list[dict] | None = None) -> dict:
+    """Plan, render and simulate scene `index` into `path` (atomic). Returns its manifest entry."""
+    import blender_scenes
+
+    started = time.perf_counter()
+    plan = plans.sample_plan(recipe, index, texture_refs)
+    pixels = {tid: textures.load_texture(ref, recipe["textures"]) for tid, ref in plan["textures"].items()}
+    cam = plan["camera"]
+    height, width = cam["height"], cam["width"]
+    stamps = np.asarray(plan["sweep"]["timestamps_us"], np.int64)
+    focus = np.asarray(plan["sweep"]["focus_distance_m"], np.float64)
+    with blender_scenes.SceneRenderer(plan, pixels, threads=threads) as renderer, \
+            SceneWriter(path, len(stamps), height, width) as out:
+        out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=to_json(recipe),
+                      plan_json=plans.to_json(plan), blender_version=blender_scenes.blender_version(),
+                      render_json=json.dumps({"engine": recipe["render"]["engine"], **plan["render"]},
+                                             sort_keys=True),
+                      intensity="frames and all_in_focus are linear RGB; sensors document their own "
+                                "conversion in their group attributes")
+        out.write_array("timestamps_us", stamps, "us")
+        out.write_array("focus_distance_m", focus, "m (planar focus distance)")
+        out.write_array("camera/K", optics.intrinsics(width, height, cam["focal_length_mm"],
+                                                      cam["sensor_width_mm"]), "px")
+        out.h5["camera"].attrs.update({k: v for k, v in cam.items()})
+        aif, depth = renderer.all_in_focus()
+        out.write_array("all_in_focus", aif.astype(np.float32), "linear RGB")
+        out.write_array("depth_m", depth.astype(np.float32), "m (planar depth)")
+        rig = SensorRig(recipe, index, height, width, out.h5)
+        for i, frame in enumerate(renderer.sweep()):
+            out.write_frame(i, frame)
+            rig.feed(frame, stamps[i])
+        counts = rig.close(int(stamps[-1]))
+        out.set_attrs(timings_json=json.dumps(renderer.timings), wall_seconds=time.perf_counter() - started)
+    return {"index": index, "file": f"scenes/{path.name}", "status": "complete",
+            "sha256": content_hash(path), "bytes": path.stat().st_size, "frames": int(len(stamps)),
+            "height": height, "width": width, **counts,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def scene_path(out_dir: str | Path, index: int) -> Path:
+    return Path(out_dir) / "scenes" / scene_name(index)
