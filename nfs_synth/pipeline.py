@@ -66,12 +66,12 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
     height, width = cam["height"], cam["width"]
     stamps = np.asarray(plan["sweep"]["timestamps_us"], np.int64)
     focus = np.asarray(plan["sweep"]["focus_distance_m"], np.float64)
-    with blender_scenes.SceneRenderer(plan, pixels, threads=threads) as renderer, \
+    engine = blender_scenes.LayeredRenderer if plan["render"]["engine"] == "layered" else blender_scenes.SceneRenderer
+    with engine(plan, pixels, threads=threads) as renderer, \
             SceneWriter(path, len(stamps), height, width) as out:
         out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=to_json(recipe),
                       plan_json=plans.to_json(plan), blender_version=blender_scenes.blender_version(),
-                      render_json=json.dumps({"engine": recipe["render"]["engine"], **plan["render"]},
-                                             sort_keys=True),
+                      render_json=json.dumps(plan["render"] | getattr(renderer, "settings", {}), sort_keys=True),
                       intensity="frames and all_in_focus are linear RGB; sensors document their own "
                                 "conversion in their group attributes")
         out.write_array("timestamps_us", stamps, "us")

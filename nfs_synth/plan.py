@@ -55,8 +55,10 @@ def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None
         "sweep": {"focus_distance_m": focus.tolist(), "timestamps_us": stamps.tolist(),
                   "schedule": sweep["schedule"]},
         "ground_truth": {"f_number": gt_n if gt_n > 0 else None},
-        "render": {k: recipe["render"][k] for k in ("samples", "denoise", "max_bounces", "pixel_filter_px",
-                                                    "seed")} | {"exposure": 0.0},
+        "render": {k: recipe["render"][k] for k in ("engine", "samples", "denoise", "max_bounces",
+                                                    "pixel_filter_px", "seed", "layered_slabs",
+                                                    "layered_tolerance_px", "layered_samples")}
+        | {"exposure": 0.0},
         "world": {"color": [1.0, 1.0, 1.0], "strength": float(rng.uniform(*scene["ambient"]))},
         "lights": [_sun(rng, scene)],
         "objects": objects,
