@@ -313,3 +313,24 @@ def flat_keys(schema: dict = SCHEMA, prefix: str = "") -> list[tuple[str, Key]]:
         else:
             out.append((prefix + name, spec))
     return out
+
+
+def reference_markdown() -> str:
+    """The README's recipe reference table (`python -m nfs_synth.recipe`)."""
+    rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+    for path, spec in flat_keys():
+        kind = spec.kind if isinstance(spec.kind, str) else spec.kind.__name__
+        if spec.choices:
+            allowed = ", ".join(spec.choices)
+        elif spec.lo is not None:
+            fmt = (lambda v: str(int(v))) if spec.kind is int else (lambda v: f"{v:g}")
+            allowed = f"{'(' if spec.lo_open else '['}{fmt(spec.lo)}, {fmt(spec.hi)}]"
+        else:
+            allowed = ""
+        default = json.dumps(spec.default)
+        rows.append(f"| `{path}` | {kind} | `{default}` | {allowed} | {spec.doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())
