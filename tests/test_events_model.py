@@ -1,0 +1,384 @@
+"""Statistical and exact checks of the DVS-Voltmeter event model (fixed seeds).
+
+Tolerances are derived from the model and stated where used; "n sigma" means n standard
+errors of the estimated quantity.
+"""
+import math
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+from nfs_synth.sensors import events_kernel as K
+from nfs_synth.sensors.events import (DVS240, DVS346, EVENT_DTYPE, PRESETS, TABLE3_RANGES, DVSParams,
+                                      EventSimulator, EventsError, from_recipe, rgb_to_gray,
+                                      sample_params, simulate)
+
+NOISELESS = dict(k3=0.0, k6=0.0)
+
+
+def _const(value, n, h, w):
+    return np.full((n, h, w), float(value))
+
+
+def _ramp(l0, l1, n, h, w):
+    return np.broadcast_to(np.linspace(l0, l1, n)[:, None, None], (n, h, w)).copy()
+
+
+# --- parameters ------------------------------------------------------------------------
+
+def test_presets_match_the_reference_calibration():
+    assert DVS346.as_array() == pytest.approx([5.265, 20, 1e-4, 1e-7, 5e-9, 1e-5], rel=1e-12)
+    assert DVS240.k1 == pytest.approx(4.42411) and DVS240.k2 == 23 and DVS240.k5 == 5e-8
+    assert set(PRESETS) == {"DVS346", "DVS240"}
+
+
+@pytest.mark.parametrize("bad, word", [
+    (dict(k1=0.0), "k1"), (dict(k2=-1.0), "k2"), (dict(k3=-1e-5), "k3"), (dict(k6=float("nan")), "k6"),
+    (dict(k4=float("inf")), "k4"), (dict(k5="1e-9"), "k5"), (dict(k1=True), "k1"),
+])
+def test_out_of_range_parameters_are_rejected(bad, word):
+    values = DVS346.as_dict() | bad
+    with pytest.raises(EventsError, match=word):
+        DVSParams(**values)
+
+
+def test_sample_params_uses_table3_and_fixed_draw_order():
+    p = sample_params(np.random.default_rng(1))
+    for name, (lo, hi) in TABLE3_RANGES.items():
+        assert lo <= getattr(p, name) <= hi
+    assert p == sample_params(np.random.default_rng(1))
+    # Narrowing one range leaves the other draws unchanged.
+    q = sample_params(np.random.default_rng(1), {"k3": [1e-4, 1e-4]})
+    assert q.k3 == 1e-4 and (q.k1, q.k6) == (p.k1, p.k6)
+    for bad in ({"k1": [5, 4]}, {"k9": [0, 1]}, {"k2": [1]}, {"k1": [0, 1]}):
+        with pytest.raises(EventsError):
+            sample_params(np.random.default_rng(1), bad)
+
+
+# --- kernel pieces ---------------------------------------------------------------------
+
+def test_zero_drift_polarity_is_b_over_a_plus_b():
+    # The reference uses 1/2 here; the exact two-barrier value is B/(A+B).
+    for r in (-0.6, 0.0, 0.3, 0.9):
+        assert K._p_on(0.0, 1e-8, 1 - r, 1 + r) == pytest.approx((1 + r) / 2, rel=1e-12)
+    # Tiny drift tends continuously to that limit; large drift gives certainty, never NaN.
+    assert K._p_on(1e-12, 1e-4, 0.5, 1.5) == pytest.approx(0.75, rel=1e-6)
+    assert K._p_on(1e-3, 1e-10, 1.0, 1.0) == 1.0 and K._p_on(-1e-3, 1e-10, 1.0, 1.0) == 0.0
+    assert K._p_on(1e-3, 0.0, 0.2, 1.8) == 1.0 and K._p_on(-1e-3, 0.0, 0.2, 1.8) == 0.0
+
+
+def test_p_on_matches_gamblers_ruin_formula():
+    for mu, s2, a in ((1e-5, 2e-5, 0.7), (-3e-6, 1e-5, 1.2), (2e-7, 1e-6, 1.0)):
+        b = 2.0 - a
+        g = 2 * mu / s2
+        ref = (math.exp(g * b) - 1) / (math.exp(g * b) - math.exp(-g * a))
+        assert K._p_on(mu, s2, a, b) == pytest.approx(ref, rel=1e-12)
+
+
+def _passage_samples(e, c, s2, n, seed):
+    rng = np.random.default_rng(seed)
+    z2, u = rng.standard_normal(n) ** 2, rng.random(n)
+    return np.array([1.0 / K._inverse_passage(e, 1.0 / e, c, s2, z2[i], u[i]) for i in range(n)])
+
+
+def test_first_passage_is_inverse_gaussian_and_levy_at_zero_drift():
+    e, c, s2 = 0.8, 2e-5, 3e-5
+    x = _passage_samples(e, c, s2, 4000, 2)
+    lam, mean = e * e / s2, e / c
+    assert stats.kstest(x, stats.invgauss(mean / lam, scale=lam).cdf).pvalue > 1e-3
+    # c == 0: Levy with scale e^2/s2 exactly (the reference's sampler is 2x too slow).
+    x0 = _passage_samples(e, 0.0, s2, 4000, 3)
+    assert stats.kstest(x0, stats.levy(scale=lam).cdf).pvalue > 1e-3
+    # Without noise the passage is deterministic.
+    assert _passage_samples(e, c, 0.0, 5, 4) == pytest.approx(np.full(5, mean), rel=1e-12)
+
+
+@numba.njit
+def _abs_normals(n, seed):
+    out, j = np.empty(n), 0
+    for i in range(n):
+        out[i], j = K._abs_normal(np.uint64(seed), j)
+    return out
+
+
+def test_ziggurat_gives_half_normal_magnitudes():
+    z = _abs_normals(100_000, 7)
+    assert stats.kstest(z, stats.halfnorm.cdf).pvalue > 1e-3
+    # Tail beyond R = 3.4426 (its own sampler): binomial SE 7.6e-5 over 1e5 draws.
+    assert np.mean(z > K._ZIG_R) == pytest.approx(2 * stats.norm.sf(K._ZIG_R), abs=5 * 7.6e-5)
+
+
+# --- simulator statistics --------------------------------------------------------------
+
+@pytest.mark.parametrize("params, level, n_frames, dt", [
+    (DVS346, 128.0, 101, 20_000), (DVS240, 128.0, 101, 20_000), (DVS346, 0.0, 201, 1_000_000)])
+def test_static_leak_rate(params, level, n_frames, dt):
+    h = w = 32
+    t = np.arange(n_frames, dtype=np.int64) * dt
+    ev = simulate(_const(level, n_frames, h, w), t, params, 11, random_initial_residual=True)
+    expected = 1e6 * (params.k4 + params.k5 * level)  # Hz
+    duration = (t[-1] - t[0]) / 1e6
+    rate = np.count_nonzero(ev["p"] == 1) / (h * w * duration)
+    # With the stationary initial residual each pixel fires floor(rate*T + U) times, so the
+    # sampling error of the mean is < 0.5/sqrt(1024) events per pixel: far below 10 %.
+    assert rate == pytest.approx(expected, rel=0.10)
+    assert np.count_nonzero(ev["p"] == 0) < 0.01 * len(ev)
+
+
+def test_reference_initial_residual_fires_leak_in_lock_step():
+    h = w = 16
+    t = np.arange(81, dtype=np.int64) * 25_000  # 2 s; first leak event near 1/0.74 Hz
+    first = {}
+    for opt in (False, True):
+        ev = simulate(_const(128, 81, h, w), t, DVS346, 5, random_initial_residual=opt)
+        _, idx = np.unique(ev["y"].astype(np.int64) * w + ev["x"], return_index=True)
+        first[opt] = ev["t"][idx].astype(float)
+    # Residual 0: IG first passage with CV sqrt(sigma^2/mu) ~ 2 %; random: uniform phase.
+    assert first[False].std() / first[False].mean() < 0.05
+    assert first[True].std() / first[True].mean() > 0.3
+
+
+def test_brightness_ramp_counts_and_polarity():
+    h, w, n = 32, 32, 101
+    t = np.arange(n, dtype=np.int64) * 1000
+    expected = DVS346.k1 * math.log((200 + 20) / (50 + 20))
+    # Random stationary residual: E[ON count] = k1*|dln| + leak*T exactly (leak*T ~ 0.07).
+    up = simulate(_ramp(50, 200, n, h, w), t, DVS346, 7, random_initial_residual=True)
+    assert len(up) / (h * w) == pytest.approx(expected, rel=0.05)
+    assert np.all(up["p"] == 1)
+    # Fine thresholds (k1=60) make the floor of the count negligible, in both directions.
+    fine = DVSParams(60.0, 20.0, 1e-4, 1e-7, 5e-9, 1e-5)
+    for l0, l1, pol in ((50, 200, 1), (200, 50, 0)):
+        ev = simulate(_ramp(l0, l1, n, h, w), t, fine, 8)
+        assert len(ev) / (h * w) == pytest.approx(60 * abs(math.log((l1 + 20) / (l0 + 20))), rel=0.05)
+        assert np.mean(ev["p"] == pol) > 0.99
+
+
+def test_step_counts_need_log_drift():
+    h = w = 32
+    fine = DVSParams(60.0, 20.0, 1e-4, 1e-7, 5e-9, 1e-5)
+    for l0, l1 in ((50, 200), (200, 50)):
+        frames, t = np.stack([_const(l0, 1, h, w)[0], _const(l1, 1, h, w)[0]]), np.array([0, 2000])
+        log_ev = simulate(frames, t, fine, 9, log_drift=True)
+        assert len(log_ev) / (h * w) == pytest.approx(60 * abs(math.log((l1 + 20) / (l0 + 20))), rel=0.05)
+        # The reference's midpoint drift gives k1*dL/(Lm+k2) for a single step instead.
+        mid_ev = simulate(frames, t, fine, 9)
+        assert len(mid_ev) / (h * w) == pytest.approx(60 * abs(l1 - l0) / ((l0 + l1) / 2 + 20), rel=0.05)
+
+
+def test_zero_noise_events_are_the_analytic_crossings():
+    rng = np.random.default_rng(4)
+    h, w, n = 3, 5, 25
+    params = DVSParams(5.0, 20.0, 0.0, 1e-7, 1e-9, 0.0)
+    t = np.concatenate([[0], np.cumsum(rng.integers(500, 3000, n - 1))]).astype(np.int64)
+    sign = rng.choice([-1.0, 1.0], size=(h, w))
+    start = np.where(sign > 0, 10.0, 245.0)
+    frames = start + sign * np.cumsum(rng.uniform(1.0, 9.0, (n, h, w)), axis=0)
+    ev = simulate(frames, t, params, 0)
+    expected = []
+    for y in range(h):
+        for x in range(w):
+            lv = frames[:, y, x]
+            lm = (lv[1:] + lv[:-1]) / 2
+            mu = params.k1 * np.diff(lv) / np.diff(t) / (lm + params.k2) + params.k4 + params.k5 * lm
+            v = np.concatenate([[0.0], np.cumsum(mu * np.diff(t))])  # voltage at frame times
+            for level in range(1, int(abs(v[-1])) + 1):
+                j = np.searchsorted(np.abs(v), level) - 1  # interval in which |V| reaches level
+                expected.append((t[j] + (level - abs(v[j])) / abs(mu[j]), x, y, int(sign[y, x] > 0)))
+    expected = np.array(expected)
+    got = np.stack([ev["t"], ev["x"], ev["y"], ev["p"]], axis=1).astype(float)
+    order_e = np.lexsort((expected[:, 0], expected[:, 1], expected[:, 2]))
+    order_g = np.lexsort((got[:, 0], got[:, 1], got[:, 2]))
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got[order_g, 1:], expected[order_e, 1:])
+    assert np.max(np.abs(got[order_g, 0] - expected[order_e, 0])) <= 0.5 + 1e-6
+
+
+def test_log_drift_is_split_invariant_without_noise():
+    h = w = 4
+    params = DVSParams(5.0, 20.0, 0.0, 0.0, 0.0, 0.0)
+    coarse = simulate(np.stack([_const(30, 1, h, w)[0], _const(230, 1, h, w)[0]]), [0, 9000], params, 1,
+                      log_drift=True)
+    levels = np.array([30, 31, 60, 200, 230.0])
+    fine = simulate(np.broadcast_to(levels[:, None, None], (5, h, w)), [0, 100, 2000, 8000, 9000], params, 1,
+                    log_drift=True)
+    assert len(coarse) == len(fine) == h * w * math.floor(5 * math.log(250 / 50))
+
+
+def test_zero_drift_first_passage_through_the_simulator():
+    # k4=k5=0 and a static frame: mu == 0, sigma = k6.  With sigma*sqrt(dt) = 1 the chance
+    # of a first event within dt is P(Levy(1) <= 1) = 2*(1 - Phi(1)) = 0.3173 (the
+    # reference's factor-2 sampler would give 0.157).  Binomial SE over 4096 px: 0.0073.
+    h = w = 64
+    params = DVSParams(5.0, 20.0, 0.0, 0.0, 0.0, 1e-2)
+    ev = simulate(_const(100, 2, h, w), [0, 10_000], params, 3)
+    fired = len(np.unique(ev["y"].astype(np.int64) * w + ev["x"])) / (h * w)
+    assert fired == pytest.approx(2 * stats.norm.sf(1.0), abs=5 * 0.0073)
+    assert np.mean(ev["p"]) == pytest.approx(0.5, abs=0.05)
+
+
+def test_passage_against_the_drift_uses_the_conditional_law():
+    # 2*mu/sigma^2 = 1: P(first event OFF) = 1 - (1-e^-1)/(1-e^-2) = 0.269.  Conditioned on
+    # reaching its barrier first, the OFF passage time is IG(1/mu, 1/sigma^2) like ON.
+    h = w = 48
+    mu, s2 = 1e-5, 2e-5
+    params = DVSParams(5.0, 20.0, 0.0, mu, 0.0, math.sqrt(s2))
+    ev = simulate(_const(100, 2, h, w), [0, 5_000_000], params, 6)  # long interval: argsort path
+    _, idx = np.unique(ev["y"].astype(np.int64) * w + ev["x"], return_index=True)
+    first = ev[idx]
+    p_off = 1 - (1 - math.exp(-1)) / (1 - math.exp(-2))
+    se = math.sqrt(p_off * (1 - p_off) / len(first))
+    assert np.mean(first["p"] == 0) == pytest.approx(p_off, abs=5 * se)
+    law = stats.invgauss(mu=(1 / mu) * s2, scale=1 / s2).cdf
+    for pol in (0, 1):
+        assert stats.kstest(first["t"][first["p"] == pol], law).pvalue > 1e-3
+
+
+# --- determinism and streaming ---------------------------------------------------------
+
+def _texture(n=12, h=20, w=30):
+    x = np.linspace(0, 1, w)
+    return np.stack([np.broadcast_to(120 + 100 * np.sin(2 * np.pi * (3 * x + 0.07 * i)), (h, w))
+                     for i in range(n)]), np.arange(n, dtype=np.int64) * 1000
+
+
+def test_same_seed_same_events_and_streaming_equals_whole():
+    frames, t = _texture()
+    whole = simulate(frames, t, "DVS240", 42, random_initial_residual=True)
+    assert whole.dtype == EVENT_DTYPE and len(whole) > 1000
+    assert np.all(np.diff(whole["t"]) >= 0)
+    np.testing.assert_array_equal(whole, simulate(frames, t, "DVS240", 42, random_initial_residual=True))
+    assert not np.array_equal(whole, simulate(frames, t, "DVS240", 43, random_initial_residual=True))
+    sim = EventSimulator(20, 30, DVS240, np.random.default_rng(42), random_initial_residual=True)
+    first = sim.feed(frames[0], int(t[0]))
+    assert first.dtype == EVENT_DTYPE and len(first) == 0
+    streamed = np.concatenate([first] + [sim.feed(f, int(ti)) for f, ti in zip(frames[1:], t[1:])])
+    np.testing.assert_array_equal(streamed, whole)
+
+
+def test_events_do_not_depend_on_thread_count():
+    frames, t = _texture()
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = simulate(frames, t, DVS346, 1)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, simulate(frames, t, DVS346, 1))
+
+
+def test_buffer_overflow_rerun_gives_the_same_events():
+    # A dense step overflows the initial per-row buffer (64 events); the rows re-run with a
+    # larger buffer must give exactly what a large enough buffer gives at once.
+    frames = np.stack([np.full((8, 40), 10.0), np.full((8, 40), 250.0)])
+    fine = DVSParams(60.0, 20.0, 1e-4, 1e-7, 5e-9, 1e-5)
+    grown = EventSimulator(8, 40, fine, np.random.default_rng(5))
+    at_once = EventSimulator(8, 40, fine, np.random.default_rng(5))
+    at_once._alloc(10_000)
+    a = [grown.feed(f, t) for f, t in zip(frames, (0, 1000))]
+    b = [at_once.feed(f, t) for f, t in zip(frames, (0, 1000))]
+    assert grown._cap > 64 and len(a[1]) > 8 * 64
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_quantize_8bit_rounds_input():
+    frames, t = _texture()
+    a = simulate(np.rint(frames), t, DVS346, 2)
+    b = simulate(frames + 0.3 * (np.rint(frames) - frames), t, DVS346, 2, quantize_8bit=True)
+    np.testing.assert_array_equal(a, b)
+
+
+# --- bad input -------------------------------------------------------------------------
+
+def test_feed_rejects_bad_input_without_changing_state():
+    frames, t = _texture(4)
+    sim = EventSimulator(20, 30, DVS346, np.random.default_rng(0))
+    sim.feed(frames[0], 0)
+    bad = [(frames[1], 0, "not after"), (frames[1], -5, "not after"), (frames[1][:, :-1], 1000, "shape"),
+           (np.full((20, 30), np.nan), 1000, "NaN"), (np.full((20, 30), np.inf), 1000, "NaN"),
+           (frames[1] - 200, 1000, "negative"), (frames[1], 1000.0, "integer"),
+           (frames[1].astype(str), 1000, "numeric")]
+    for frame, ti, word in bad:
+        with pytest.raises(EventsError, match=word):
+            sim.feed(frame, ti)
+    got = [sim.feed(f, int(ti)) for f, ti in zip(frames[1:], t[1:])]
+    np.testing.assert_array_equal(np.concatenate(got), simulate(frames, t, DVS346, 0))
+
+
+def test_simulate_and_constructor_reject_bad_input():
+    frames, t = _texture(4)
+    with pytest.raises(EventsError, match="strictly increasing"):
+        simulate(frames, np.array([0, 1000, 1000, 3000]), DVS346, 0)
+    with pytest.raises(EventsError, match="shape"):
+        simulate(frames, t[:3], DVS346, 0)
+    with pytest.raises(EventsError, match="integer"):
+        simulate(frames, t.astype(float), DVS346, 0)
+    with pytest.raises(EventsError, match="unknown event-sensor preset"):
+        simulate(frames, t, "DVS999", 0)
+    with pytest.raises(EventsError, match="rng"):
+        EventSimulator(20, 30, DVS346, 0)
+    with pytest.raises(EventsError, match="width"):
+        EventSimulator(20, 0, DVS346, np.random.default_rng(0))
+
+
+# --- intensity conversion and recipe ---------------------------------------------------
+
+def test_rgb_to_gray_modes():
+    rgb = np.zeros((2, 2, 3), np.float16)
+    rgb[0, 0] = 1.0
+    rgb[0, 1] = 0.18
+    rgb[1, 0] = (0.0, 1.0, 0.0)
+    rgb[1, 1] = -0.01  # denoiser undershoot clamps to black
+    g = rgb_to_gray(rgb)
+    assert g.dtype == np.float32 and g.shape == (2, 2)
+    assert g[0, 0] == pytest.approx(255.0, rel=1e-5) and g[1, 1] == 0.0
+    assert g[0, 1] == pytest.approx(255 * (1.055 * 0.18 ** (1 / 2.4) - 0.055), rel=1e-3)
+    assert g[1, 0] == pytest.approx(255 * (1.055 * 0.7152 ** (1 / 2.4) - 0.055), rel=1e-3)
+    lin = rgb_to_gray(rgb, "linear_luminance")
+    assert lin[0, 1] == pytest.approx(0.18 * 255, rel=1e-3)
+    with pytest.raises(EventsError, match="intensity mode"):
+        rgb_to_gray(rgb, "luma")
+    with pytest.raises(EventsError, match="NaN"):
+        rgb_to_gray(np.full((2, 2, 3), np.nan))
+    with pytest.raises(EventsError, match="shape"):
+        rgb_to_gray(np.zeros((2, 2)))
+
+
+def _section(**kw):
+    base = dict(enabled=True, preset="random", k1=None, k2=None, k3=None, k4=None, k5=None, k6=None,
+                ranges={k: list(v) for k, v in TABLE3_RANGES.items()}, random_initial_residual=True,
+                log_drift=False, quantize_8bit=False, intensity="srgb_luminance")
+    return base | kw
+
+
+def test_from_recipe_records_what_it_used():
+    seq = np.random.SeedSequence(1234, spawn_key=(3,))
+    sim, attrs = from_recipe(_section(k3=2e-4), seq, 20, 30)
+    assert sim.params.k3 == 2e-4 and attrs["k3"] == 2e-4
+    assert TABLE3_RANGES["k1"][0] <= attrs["k1"] <= TABLE3_RANGES["k1"][1]
+    assert attrs["preset"] == "random" and attrs["random_initial_residual"] is True
+    assert attrs["intensity"] == "srgb_luminance" and attrs["seed_entropy"] == "1234"
+    assert attrs["overridden"] == '["k3"]' and attrs["model_version"]
+    assert seq.n_children_spawned == 0  # the caller's sequence is not consumed
+    # Preset switches and overrides leave the noise stream (key, initial residual) unchanged.
+    sim2, attrs2 = from_recipe(_section(preset="DVS240", k1=5.0), seq, 20, 30)
+    assert sim2.params == DVSParams(5.0, DVS240.k2, DVS240.k3, DVS240.k4, DVS240.k5, DVS240.k6)
+    assert attrs2["k1"] == 5.0 and attrs2["preset"] == "DVS240"
+    assert sim2._key == sim._key and np.array_equal(sim2._res, sim._res)
+    sim3, _ = from_recipe(_section(), np.random.SeedSequence(1234, spawn_key=(4,)), 20, 30)
+    assert sim3._key != sim._key
+
+
+@pytest.mark.parametrize("change, word", [
+    (dict(preset="DVS999"), "preset"), (dict(intensity="luma"), "intensity"), (dict(k1=-1.0), "k1"),
+    (dict(log_drift="yes"), "log_drift"), (dict(ranges={"k1": [6, 5]}), "k1"), (dict(extra=1), "unknown"),
+])
+def test_from_recipe_rejects_bad_sections(change, word):
+    with pytest.raises(EventsError, match=word):
+        from_recipe(_section(**change), np.random.SeedSequence(0), 20, 30)
+    section = _section()
+    del section["quantize_8bit"]
+    with pytest.raises(EventsError, match="missing"):
+        from_recipe(section, np.random.SeedSequence(0), 20, 30)
