@@ -101,8 +101,39 @@ def _object(name: str, spec: Mapping, image: bpy.types.Image) -> None:
     obj.name = name
     obj.scale = spec["scale"]
     if spec["primitive"] in _SMOOTH:
-        obj.data.shade_smooth()
+        _shade_smooth_deterministic(obj.data)
     obj.data.materials.append(_material(name, image, spec.get("roughness", 0.5)))
+
+
+def _shade_smooth_deterministic(mesh: bpy.types.Mesh) -> None:
+    """Smooth shading with vertex normals computed here, in a fixed order.
+
+    Blender's own vertex normals differ in the last bits from process to process (measured: a new
+    hash in most runs, even on one core), which made identical plans render different frames and so
+    different events. Normals stored as a point-domain `custom_normal` attribute are used as given.
+    """
+    mesh.shade_smooth()
+    co = np.empty(len(mesh.vertices) * 3, np.float64)
+    mesh.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3)
+    corner_vertex = np.empty(len(mesh.loops), np.int64)
+    mesh.loops.foreach_get("vertex_index", corner_vertex)
+    start = np.empty(len(mesh.polygons), np.int64)
+    count = np.empty(len(mesh.polygons), np.int64)
+    mesh.polygons.foreach_get("loop_start", start)
+    mesh.polygons.foreach_get("loop_total", count)
+    face = np.repeat(np.arange(len(start)), count)
+    following = np.arange(len(corner_vertex)) + 1
+    following[start + count - 1] = start                       # each polygon's corners wrap around
+    # Newell's method: the summed corner cross products are the face normal times twice its area,
+    # so the per-vertex sum is area-weighted.
+    face_normal = np.zeros((len(start), 3))
+    np.add.at(face_normal, face, np.cross(co[corner_vertex], co[corner_vertex[following]]))
+    vertex_normal = np.zeros_like(co)
+    np.add.at(vertex_normal, corner_vertex, face_normal[face])
+    vertex_normal /= np.maximum(np.linalg.norm(vertex_normal, axis=1, keepdims=True), 1e-30)
+    attr = mesh.attributes.new("custom_normal", "FLOAT_VECTOR", "POINT")
+    attr.data.foreach_set("vector", vertex_normal.astype(np.float32).ravel())
 
 
 def _material(name: str, image: bpy.types.Image, roughness: float) -> bpy.types.Material:

@@ -31,32 +31,45 @@ def usage_error(message: str) -> int:
 
 
 def generate_parser() -> argparse.ArgumentParser:
+    from .workers import add_pool_arguments
+
     p = argparse.ArgumentParser(prog="generate.py", description="Render focal sweeps and simulate "
                                 "event and spike streams into one HDF5 file per scene.")
     p.add_argument("recipe", nargs="?", default=str(DEFAULT_RECIPE), help="TOML recipe (default: %(default)s)")
     p.add_argument("--out", required=True, help="corpus folder (scenes/, manifest.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set sweep.frames=48 (repeatable)")
-    p.add_argument("--threads", type=int, default=None, help="Cycles threads (default: recipe, else all)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--scenes", metavar="START:STOP", help="only scenes START..STOP-1 (job arrays)")
+    p.add_argument("--shard", metavar="I/N", help="only block I (0-based) of N equal blocks (job arrays)")
+    add_pool_arguments(p)
     return p
 
 
 def generate_main(argv: list[str]) -> int:
+    from .ledger import check_recipe
+    from .orchestrate import generate_corpus, select_scenes
+    from .workers import check_pool_arguments, open_pool, policy_for
+
     args = generate_parser().parse_args(argv)
-    try:
+    try:            # every check that can fail comes before anything is started or created
         recipe = load_recipe(args.recipe, args.overrides)
-        from .orchestrate import generate_corpus
         from .textures import catalog
 
-        catalog(recipe["textures"])          # a bad texture source fails before anything is created
-    except (RecipeError, TextureError) as err:
+        catalog(recipe["textures"])
+        scenes = select_scenes(recipe["corpus"]["scenes"], args.scenes, args.shard)
+        check_pool_arguments(args)
+        check_recipe(args.out, recipe)
+        pool = open_pool(args)
+    except (ValueError, TextureError) as err:     # RecipeError, SelectionError, PoolError, bad JSON
         return usage_error(str(err))
-    threads = args.threads if args.threads is not None else (recipe["render"]["threads"] or None)
-    manifest = generate_corpus(recipe, Path(args.out), threads=threads, progress=not args.no_progress)
-    failed = [s["index"] for s in manifest["scenes"] if s["status"] != "complete"]
-    done = len(manifest["scenes"]) - len(failed)
-    print(f"{done} scenes complete in {args.out}" + (f"; failed: {failed}" if failed else ""))
+    with pool:
+        manifest = generate_corpus(recipe, Path(args.out), scenes=scenes, pool=pool,
+                                   policy=policy_for(args, pool, recipe["render"]["threads"]),
+                                   progress=not args.no_progress)
+    mine = [s for s in manifest["scenes"] if s["index"] in scenes]
+    failed = [s["index"] for s in mine if s["status"] != "complete"]
+    print(f"{len(mine) - len(failed)} of {len(scenes)} scenes complete in {args.out}"
+          + (f"; failed scenes: {', '.join(map(str, failed))} (errors in manifest.json)" if failed else ""))
     return 1 if failed else 0
 
 

@@ -1,46 +1,151 @@
-"""Many scenes: skip the complete ones, run the rest, keep the manifest in step with the files."""
+"""Many scenes: choose the ones to make, skip the complete ones, run the rest on a pool, keep the ledger.
+
+A scene file is complete when it exists (files appear only by rename), so a run adopts files whose
+manifest entry a killed driver never wrote, and removes the temporaries of its own scenes that a
+killed run left behind.
+"""
 from __future__ import annotations
 
+import re
 import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import textures
-from .corpus.manifest import read_manifest, split_of, write_manifest
-from .corpus.scene_file import TMP_MARK
-from .pipeline import render_scene, scene_path
+from .corpus.scene_file import TMP_MARK, scene_name
+from .ledger import FRAGMENTS, Ledger
+from .pipeline import render_scene, scene_entry, scene_path
+from .workers import LocalPool, Outcome, Policy, run_unit
+
+STALE_LEDGER_TMP_S = 300        # a manifest write takes milliseconds; older temporaries are orphans
+_TMP_NAME = re.compile(rf"scene_(\d+)\.h5{re.escape(TMP_MARK)}")
 
 
-def clean_stale_temporaries(out_dir: Path) -> int:
-    """Temporaries left by a killed run are never complete: remove them."""
-    stale = list((out_dir / "scenes").glob(f"*{TMP_MARK}*"))
+class SelectionError(ValueError):
+    """Bad --scenes / --shard syntax or range."""
+
+
+def select_scenes(total: int, scenes: str | None = None, shard: str | None = None) -> range:
+    """`--scenes START:STOP` (either end may be empty), then `--shard I/N` (0-based contiguous
+    blocks of that range); the whole corpus without either."""
+    selected = range(total)
+    if scenes is not None:
+        start, sep, stop = scenes.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            selected = range(int(start) if start.strip() else 0, int(stop) if stop.strip() else total)
+        except ValueError:
+            raise SelectionError(f"--scenes {scenes!r}: expected START:STOP, e.g. 0:100") from None
+        if not 0 <= selected.start < selected.stop <= total:
+            raise SelectionError(f"--scenes {scenes!r}: need 0 <= START < STOP <= {total} (corpus.scenes)")
+    if shard is not None:
+        i, sep, n = shard.partition("/")
+        if not (sep and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+            raise SelectionError(f"--shard {shard!r}: expected I/N with 0 <= I < N, e.g. 3/8")
+        i, n, count = int(i), int(n), len(selected)
+        selected = range(selected.start + i * count // n, selected.start + (i + 1) * count // n)
+    return selected
+
+
+@dataclass(frozen=True)
+class FileUnit:
+    """A work unit that makes one file; what the pools and the render workers need of it."""
+
+    index: int
+    path: Path                  # absolute target file
+    file: str                   # as the manifest names it, relative to the corpus
+
+    def remove_temporaries(self, pid: int) -> None:
+        """Temporaries of a worker process that died or was killed while writing this file."""
+        for tmp in self.path.parent.glob(f"{self.path.name}{TMP_MARK}{pid}-*"):
+            tmp.unlink(missing_ok=True)
+
+    def failure_entry(self, error: str, attempts: int) -> dict:
+        return {"index": self.index, "file": self.file, "status": "failed", "error": error,
+                "attempts": attempts}
+
+
+@dataclass(frozen=True)
+class SceneUnit(FileUnit):
+    recipe: dict
+    texture_refs: list
+
+    def run(self, threads: int, on_frame) -> dict:
+        return render_scene(self.recipe, self.index, self.path, threads=threads,
+                            texture_refs=self.texture_refs, on_frame=on_frame)
+
+
+def clean_stale_temporaries(out_dir: Path, scenes: range) -> int:
+    """Remove temporaries of the selected scenes only: other shards may be writing theirs."""
+    stale = [p for p in (out_dir / "scenes").glob(f"scene_*{TMP_MARK}*")
+             if (m := _TMP_NAME.match(p.name)) and int(m[1]) in scenes]
+    cutoff = time.time() - STALE_LEDGER_TMP_S
+    stale += [p for p in [*out_dir.glob(".manifest-*.tmp"), *(out_dir / FRAGMENTS).glob(".*.tmp")]
+              if p.stat().st_mtime < cutoff]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
 
 
-def generate_corpus(recipe: dict, out_dir: str | Path, *, indices: list[int] | None = None,
-                    threads: int | None = None, progress: bool = True) -> dict:
-    """Make every scene of `recipe` (or `indices`) under `out_dir`; returns the manifest."""
-    out_dir = Path(out_dir)
+def run_units(units: list, record, pool, policy: Policy, *, progress: bool = True,
+              noun: str = "scene", telemetry: list | None = None) -> None:
+    """Run `units` on `pool` and `record(unit, entry)` every outcome; one progress bar (rate, ETA)
+    and a line per unit that failed for good."""
+    with tqdm(total=len(units), unit=noun, disable=not progress, file=sys.stderr, smoothing=0.1) as bar:
+        for unit, outcome, error in pool.map_unordered(partial(run_unit, policy=policy), units):
+            outcome = outcome or Outcome(unit.failure_entry(error, 0))
+            record(unit, outcome.entry)
+            if outcome.entry["status"] != "complete":
+                first_line = outcome.entry["error"].splitlines()[0]
+                bar.write(f"{noun} {unit.index} failed after {outcome.entry['attempts']} attempt(s): "
+                          f"{first_line}", file=sys.stderr)
+            if telemetry is not None:
+                telemetry.append(outcome)
+            bar.update()
+
+
+def pending(out_dir: Path, scenes: range, ledger: Ledger) -> list[int]:
+    """Selected scenes without a complete file; files without a complete entry are adopted."""
+    entries = ledger.entries()
+    todo = []
+    for index in scenes:
+        path = scene_path(out_dir, index)
+        entry = entries.get(index)
+        if entry and entry["status"] == "complete" and path.is_file():
+            continue
+        try:
+            ledger.record(scene_entry(path, index))
+        except FileNotFoundError:
+            todo.append(index)
+        except (OSError, KeyError, ValueError) as err:      # damaged after it was made: redo it
+            print(f"scene {index}: {path.name} is unreadable ({err}); making it again", file=sys.stderr)
+            todo.append(index)
+    return todo
+
+
+def generate_corpus(recipe: dict, out_dir: str | Path, *, scenes: range | None = None, pool=None,
+                    policy: Policy | None = None, progress: bool = True, telemetry: list | None = None) -> dict:
+    """Make the selected scenes of `recipe` (default: all) under `out_dir` on `pool` (default: one
+    local render worker). Returns the merged manifest; failed scenes are in it with their error."""
+    out_dir = Path(out_dir).resolve()
+    scenes = scenes if scenes is not None else range(recipe["corpus"]["scenes"])
     refs = textures.catalog(recipe["textures"])          # fails early on a bad texture source
     (out_dir / "scenes").mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(out_dir)
-    splits = split_of(recipe)
-    previous = read_manifest(out_dir) or {"scenes": []}
-    entries = {e["index"]: e for e in previous["scenes"] if e.get("status") == "complete"
-               and scene_path(out_dir, e["index"]).is_file()}
-    todo = [i for i in (indices if indices is not None else range(recipe["corpus"]["scenes"]))
-            if i not in entries]
-    bar = tqdm(total=len(todo), unit="scene", disable=not progress, file=sys.stderr)
-    for index in todo:
-        entry = render_scene(recipe, index, scene_path(out_dir, index), threads=threads, texture_refs=refs)
-        entries[index] = entry | {"split": splits[index]}
-        write_manifest(out_dir, recipe, entries)
-        bar.update()
-    bar.close()
-    for index, entry in entries.items():
-        entry["split"] = splits[index]
-    return write_manifest(out_dir, recipe, entries)
-
+    ledger = Ledger(out_dir, recipe, scenes)
+    clean_stale_temporaries(out_dir, scenes)
+    units = [SceneUnit(i, scene_path(out_dir, i), f"scenes/{scene_name(i)}", recipe, refs)
+             for i in pending(out_dir, scenes, ledger)]
+    with LocalPool(1) if pool is None else nullcontext(pool) as pool:
+        try:
+            run_units(units, lambda unit, entry: ledger.record(entry), pool,
+                      policy or Policy(slots_per_host=pool.slots_per_host), progress=progress,
+                      telemetry=telemetry)
+        finally:
+            manifest = ledger.close()
+    return manifest

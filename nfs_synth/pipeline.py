@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from . import optics, plan as plans, textures
@@ -21,7 +22,7 @@ class SensorRig:
 
     def __init__(self, recipe: dict, index: int, height: int, width: int, h5file):
         seed = recipe["corpus"]["seed"]
-        self.parts = []
+        self.parts = []            # (convert frame, simulator, writer, finish(writer, t_end))
         ev_cfg, sp_cfg = recipe["sensors"]["events"], recipe["sensors"]["spikes"]
         if ev_cfg["enabled"]:
             from .corpus.events_io import EventWriter
@@ -29,34 +30,32 @@ class SensorRig:
 
             sim, attrs = events.from_recipe(ev_cfg, plans.scene_seed(seed, index, plans.STREAM_EVENTS),
                                             height, width)
-            writer = EventWriter(h5file, height, width, attrs)
-            self.parts.append(("events", lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]),
-                               sim, writer))
+            self.parts.append((lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]), sim,
+                               EventWriter(h5file, height, width, attrs), lambda w, t: w.close(t)))
         if sp_cfg["enabled"]:
             from .corpus.spikes_io import SpikeWriter
             from .sensors import spikes
 
             sim, attrs = spikes.from_recipe(sp_cfg, plans.scene_seed(seed, index, plans.STREAM_SPIKES),
                                             height, width)
-            writer = SpikeWriter(h5file, height, width, attrs)
-            self.parts.append(("spike_steps",
-                               lambda rgb, c=sp_cfg: spikes.rgb_to_intensity(rgb, c["intensity_scale"]),
-                               sim, writer))
-        self.counts = {"events": 0, "spike_steps": 0}
+            self.parts.append((lambda rgb, c=sp_cfg: spikes.rgb_to_intensity(rgb, c["intensity_scale"]),
+                               sim, SpikeWriter(h5file, height, width, attrs), lambda w, t: w.close()))
 
     def feed(self, rgb: np.ndarray, t_us: int) -> None:
-        for _, convert, sim, writer in self.parts:
+        for convert, sim, writer, _ in self.parts:
             writer.append(sim.feed(convert(rgb), int(t_us)))
 
-    def close(self, t_end_us: int) -> dict:
-        for kind, _, _, writer in self.parts:
-            self.counts[kind] = int(writer.close(t_end_us))
-        return self.counts
+    def close(self, t_end_us: int) -> None:
+        for _, _, writer, finish in self.parts:
+            finish(writer, int(t_end_us))
 
 
 def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = None,
-                 texture_refs: list[dict] | None = None) -> dict:
-    """Plan, render and simulate scene `index` into `path` (atomic). Returns its manifest entry."""
+                 texture_refs: list[dict] | None = None, on_frame=None) -> dict:
+    """Plan, render and simulate scene `index` into `path` (atomic). Returns its manifest entry.
+
+    `on_frame(i)` runs after frame i is stored (the orchestrator's fault-injection hook).
+    """
     import blender_scenes
 
     started = time.perf_counter()
@@ -80,18 +79,33 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
                                                       cam["sensor_width_mm"]), "px")
         out.h5["camera"].attrs.update({k: v for k, v in cam.items()})
         aif, depth = renderer.all_in_focus()
-        out.write_array("all_in_focus", aif.astype(np.float32), "linear RGB")
+        # Cycles output of smooth-shaded meshes varies in the last float32 bits between processes (up
+        # to ~3e-5 relative, docs/scale_out.md); float16 precision, as for the frames, hides nearly all.
+        out.write_array("all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
         out.write_array("depth_m", depth.astype(np.float32), "m (planar depth)")
         rig = SensorRig(recipe, index, height, width, out.h5)
         for i, frame in enumerate(renderer.sweep()):
-            out.write_frame(i, frame)
-            rig.feed(frame, stamps[i])
-        counts = rig.close(int(stamps[-1]))
+            # The sensors see the frame as stored (float16), so a sensor study re-simulating the
+            # file with unchanged parameters reproduces these streams bit for bit.
+            stored = frame.astype(np.float16)
+            out.write_frame(i, stored)
+            rig.feed(stored.astype(np.float32), stamps[i])
+            if on_frame is not None:
+                on_frame(i)
+        rig.close(int(stamps[-1]))
         out.set_attrs(timings_json=json.dumps(renderer.timings), wall_seconds=time.perf_counter() - started)
+    return scene_entry(path, index) | {"seconds": round(time.perf_counter() - started, 3)}
+
+
+def scene_entry(path: Path, index: int) -> dict:
+    """The manifest entry of a complete scene file (also for files found without an entry)."""
+    with h5py.File(path, "r") as h5:
+        frames, height, width = h5["frames"].shape[:3]
+        events = h5["events/t"].shape[0] if "events" in h5 else 0
+        spike_steps = h5["spikes/t_us"].shape[0] if "spikes" in h5 else 0
     return {"index": index, "file": f"scenes/{path.name}", "status": "complete",
-            "sha256": content_hash(path), "bytes": path.stat().st_size, "frames": int(len(stamps)),
-            "height": height, "width": width, **counts,
-            "seconds": round(time.perf_counter() - started, 3)}
+            "sha256": content_hash(path), "bytes": path.stat().st_size, "frames": frames,
+            "height": height, "width": width, "events": events, "spike_steps": spike_steps}
 
 
 def scene_path(out_dir: str | Path, index: int) -> Path:

@@ -1,0 +1,144 @@
+"""The corpus ledger: one manifest fragment per run, merged into `manifest.json`.
+
+Shards of a job array write into one folder at the same time. Each run owns one fragment,
+`OUT/manifest.d/scenes-START-STOP.json` (a re-run of the same selection rewrites the same one), and
+nobody else writes it, so no run can lose another's entries. `manifest.json` is the merge of the
+fragments (and of an older manifest.json), rewritten at the start and end of every run and every
+minute, under an advisory lock so that the last writer has seen every fragment. On a file system
+where locks do not work, `corpus_manifest` (used by `info`, `validate`, `simulate`) still merges the
+fragments itself, and any re-run rewrites manifest.json.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .corpus.manifest import read_manifest, split_of, write_manifest
+from .recipe import RecipeError, to_json
+
+FRAGMENTS = "manifest.d"
+FRAGMENT_EVERY_S = 2.0          # a killed driver loses at most this much of its ledger (files are
+MERGE_EVERY_S = 60.0            # adopted on the next run anyway)
+
+
+def fragment_name(scenes: range) -> str:
+    return f"scenes-{scenes.start:07d}-{scenes.stop:07d}.json"
+
+
+def _fragments(out_dir: Path) -> list[Path]:
+    """Oldest first, so that later runs win ties."""
+    paths = (Path(out_dir) / FRAGMENTS).glob("scenes-*.json")
+    return sorted(paths, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run to rebuild it") from None
+
+
+def _merge(entries: dict[int, dict], scenes: list[dict]) -> None:
+    """A complete entry beats a failed one; otherwise the later source wins."""
+    for entry in scenes:
+        old = entries.get(entry["index"])
+        if old is None or entry["status"] == "complete" or old["status"] != "complete":
+            entries[entry["index"]] = entry
+
+
+def corpus_manifest(out_dir: str | Path) -> dict | None:
+    """manifest.json with the entries of every fragment merged in; None when OUT is no corpus."""
+    out_dir = Path(out_dir)
+    base = read_manifest(out_dir)
+    sources = ([base] if base else []) + [f for f in map(_read_json, _fragments(out_dir)) if f]
+    if not sources:
+        return None
+    entries: dict[int, dict] = {}
+    for source in sources:
+        _merge(entries, source["scenes"])
+    return {**sources[0], "scenes": [entries[i] for i in sorted(entries)]}
+
+
+def check_recipe(out_dir: str | Path, recipe: dict) -> None:
+    """RecipeError when OUT already holds a corpus made from another recipe."""
+    existing = corpus_manifest(out_dir) if Path(out_dir).is_dir() else None
+    if existing is None or to_json(existing["recipe"]) == to_json(recipe):
+        return
+    differ = sorted(_differences(existing["recipe"], recipe))
+    raise RecipeError(f"{out_dir} holds a corpus made from another recipe (differs in "
+                      f"{', '.join(differ[:5]) or 'structure'}); use a new --out folder")
+
+
+def _differences(a, b, prefix: str = ""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in set(a) | set(b):
+            yield from _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+    elif a != b:
+        yield prefix.rstrip(".")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class Ledger:
+    """This run's fragment: `record` entries as scenes finish, `close` to merge manifest.json."""
+
+    def __init__(self, out_dir: str | Path, recipe: dict, scenes: range):
+        self.out_dir = Path(out_dir)
+        self.recipe = recipe
+        self.splits = split_of(recipe)
+        (self.out_dir / FRAGMENTS).mkdir(parents=True, exist_ok=True)
+        self.path = self.out_dir / FRAGMENTS / fragment_name(scenes)
+        own = _read_json(self.path)
+        self.own = {e["index"]: e for e in own["scenes"]} if own else {}
+        self.flushed = self.merged = 0.0
+        self.merge()
+
+    def entries(self) -> dict[int, dict]:
+        merged = corpus_manifest(self.out_dir)
+        return {e["index"]: e for e in merged["scenes"]} if merged else {}
+
+    def record(self, entry: dict) -> None:
+        self.own[entry["index"]] = entry | {"split": self.splits[entry["index"]]}
+        now = time.monotonic()
+        if now - self.flushed >= FRAGMENT_EVERY_S:
+            self.flush()
+        if now - self.merged >= MERGE_EVERY_S:
+            self.merge()
+
+    def flush(self) -> None:
+        _write_json(self.path, {"format": "nfs_synth manifest fragment", "recipe": json.loads(to_json(self.recipe)),
+                                "scenes": [self.own[i] for i in sorted(self.own)]})
+        self.flushed = time.monotonic()
+
+    def merge(self) -> dict:
+        """Rewrite manifest.json from every fragment, under the folder's lock."""
+        self.flush()
+        with _locked(self.out_dir / FRAGMENTS / ".lock"):
+            entries = self.entries()
+            for index, entry in entries.items():
+                entry["split"] = self.splits[index]
+            manifest = write_manifest(self.out_dir, self.recipe, entries)
+        self.merged = time.monotonic()
+        return manifest
+
+    close = merge
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:                  # no locks on this file system: fragments keep us safe
+            pass
+        yield

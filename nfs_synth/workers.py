@@ -1,0 +1,398 @@
+"""Where scenes run: render worker processes, and the pools (joblib, Dask) that feed them.
+
+Every pool slot (a joblib thread in the driver, or a Dask worker thread) owns one *render worker*: a
+child process (`python -m nfs_synth.workers`) that runs one work unit at a time and is replaced after
+`max_units` units, after any failure and on a timeout. Doing this below the pool gives the same hard
+per-scene timeout, recycling and crash isolation under joblib and under a Dask cluster we do not own
+(Dask cannot recycle or kill another user's worker processes; joblib/loky cannot interrupt a running
+task). The child dies with its slot (PR_SET_PDEATHSIG), so killing the driver or a Dask worker also
+stops its renders; whatever temporaries they leave are removed on the next run.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FAULT_ENV = "NFS_SYNTH_FAULT"
+FAULT_KINDS = ("raise", "crash", "hang")
+_HEADER = struct.Struct("<Q")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])   # holds nfs_synth/ and blender_scenes/
+
+
+class UnitFailed(RuntimeError):
+    """One attempt at a work unit failed (exception, dead worker process or timeout)."""
+
+
+class PoolError(ValueError):
+    """A pool that cannot be set up (bad --cluster syntax, unreachable scheduler)."""
+
+
+# ---------------------------------------------------------------- fault injection (tests only)
+
+def parse_faults(text: str) -> dict[int, tuple[str, int | None]]:
+    """`raise:3,crash:1:1` -> {3: ('raise', None), 1: ('crash', 1)}: KIND:SCENE[:FIRST_N_ATTEMPTS]."""
+    faults = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        parts = item.split(":")
+        try:
+            if parts[0] not in FAULT_KINDS or len(parts) not in (2, 3):
+                raise ValueError
+            faults[int(parts[1])] = (parts[0], int(parts[2]) if len(parts) == 3 else None)
+        except ValueError:
+            raise ValueError(f"{FAULT_ENV}={text!r}: expected KIND:SCENE[:ATTEMPTS] with KIND one of "
+                             f"{', '.join(FAULT_KINDS)}, e.g. raise:3 or crash:1:1") from None
+    return faults
+
+
+def fault_hook(index: int, attempt: int):
+    """The per-frame hook of a unit: injects the fault `NFS_SYNTH_FAULT` asks for, after frame 0
+    (so a temporary file exists), or None when no fault applies. The only reader of the variable."""
+    kind, attempts = parse_faults(os.environ.get(FAULT_ENV, "")).get(index, (None, None))
+    if kind is None or (attempts is not None and attempt >= attempts):
+        return None
+
+    def hook(frame: int) -> None:
+        if frame == 0:
+            if kind == "raise":
+                raise RuntimeError(f"injected fault in scene {index}")
+            if kind == "crash":
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(3600)                        # "hang": only the timeout ends it
+    return hook
+
+
+# ---------------------------------------------------------------- render worker process (child)
+
+def _write_msg(fd: int, obj) -> None:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data = memoryview(_HEADER.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_msg(fd: int):
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    return pickle.loads(_read_exact(fd, size))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:                                   # parent already gone
+        os._exit(1)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _worker_main(parent_pid: int) -> None:
+    """Loop: read (unit, threads, attempt), run it, answer ('ok', entry, stats) or ('error', text)."""
+    _die_with_parent(parent_pid)
+    channel = os.dup(1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)     # Blender prints to fd 1: keep the channel clean
+    while True:
+        try:
+            unit, threads, attempt = _read_msg(0)
+        except EOFError:
+            return                                     # slot closed us (recycling) or died
+        started = time.perf_counter()
+        try:
+            entry = unit.run(threads, fault_hook(unit.index, attempt))
+            reply = ("ok", entry, {"pid": os.getpid(), "rss_mb": _rss_mb(),
+                                   "unit_s": time.perf_counter() - started})
+        except Exception as err:                       # reported to the slot, which decides on retries
+            reply = ("error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}")
+        _write_msg(channel, reply)
+
+
+class RenderWorker:
+    """The slot's side of one render worker process: start lazily, send a unit, wait with timeout."""
+
+    def __init__(self, max_units: int = 20):
+        self.max_units = max_units
+        self.proc: subprocess.Popen | None = None
+        self.units = 0
+
+    def _start(self, threads: int) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        # The simulators' numba kernels would otherwise start a thread per core in every worker.
+        env["NUMBA_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
+        self.proc = subprocess.Popen([sys.executable, "-m", "nfs_synth.workers", str(os.getpid())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env)
+        self.units = 0
+
+    def run(self, unit, threads: int, attempt: int, timeout: float | None) -> tuple[dict, dict]:
+        started = time.perf_counter()
+        if self.proc is None or self.proc.poll() is not None:
+            self._start(threads)
+        self.units += 1
+        try:
+            _write_msg(self.proc.stdin.fileno(), (unit, threads, attempt))
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            if not ready:
+                self._lost(unit, f"timed out after {timeout:g} s (worker process {{pid}} killed)", kill=True)
+            reply = _read_msg(self.proc.stdout.fileno())
+        except (EOFError, BrokenPipeError):
+            self._lost(unit, "worker process {pid} died (exit status {code})")
+        if reply[0] != "ok":
+            self.stop()                    # a failed unit may leave Blender in any state: start afresh
+            raise UnitFailed(reply[1])
+        if self.units >= self.max_units:
+            self.stop()
+        return reply[1], reply[2] | {"slot_s": time.perf_counter() - started}
+
+    def _lost(self, unit, why: str, kill: bool = False):
+        """The process is gone or must go: remove it and the temporaries only it could have made."""
+        proc = self.proc
+        self.stop(kill=kill)
+        unit.remove_temporaries(proc.pid)
+        raise UnitFailed(why.format(pid=proc.pid, code=proc.returncode))
+
+    def stop(self, kill: bool = False) -> None:
+        """End the process: close its input (it exits after the current unit) or kill it."""
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc = None
+
+
+# ---------------------------------------------------------------- what a pool slot runs
+
+@dataclass(frozen=True)
+class Policy:
+    """How a slot runs units: attempts, timeout, recycling and the Cycles thread share."""
+
+    retries: int = 2
+    timeout: float | None = None
+    max_units: int = 20
+    threads: int | None = None            # None: the machine's cores / slots on that machine
+    slots_per_host: int | dict = 1        # an int, or {host: slots} for a cluster
+
+    def threads_here(self) -> int:
+        if self.threads:
+            return self.threads
+        slots = self.slots_per_host
+        if isinstance(slots, dict):
+            slots = slots.get(_this_host(), 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, cores // max(1, slots))
+
+
+@dataclass
+class Outcome:
+    entry: dict
+    # Of the last attempt: worker pid and RSS after it, seconds inside the worker (unit_s) and seen by
+    # the slot (slot_s: + worker start when it had to, transfer, recycling).
+    stats: dict = field(default_factory=dict)
+
+
+_slot = threading.local()
+# Pools may reuse threads across runs, and a thread's worker outlives a run: weak references let a
+# finished thread's worker go, while `stop_workers` still reaches every live one.
+_workers: weakref.WeakSet[RenderWorker] = weakref.WeakSet()
+_workers_lock = threading.Lock()
+
+
+def run_unit(unit, policy: Policy) -> Outcome:
+    """Run `unit` in this slot's render worker with retries; a unit that keeps failing gives its
+    failure entry. Runs in a joblib thread or a Dask worker thread."""
+    worker = getattr(_slot, "worker", None)
+    if worker is None:
+        worker = _slot.worker = RenderWorker()
+        with _workers_lock:
+            _workers.add(worker)
+    worker.max_units = policy.max_units
+    for attempt in range(policy.retries + 1):
+        try:
+            entry, stats = worker.run(unit, policy.threads_here(), attempt, policy.timeout)
+            return Outcome(entry | {"attempts": attempt + 1}, stats)
+        except UnitFailed as err:
+            error = str(err).strip()
+    return Outcome(unit.failure_entry(error, policy.retries + 1))
+
+
+def stop_workers() -> None:
+    """Close this process's idle render workers (end of a run; on Dask through `client.run`)."""
+    with _workers_lock:
+        for worker in list(_workers):
+            worker.stop()
+
+
+def _this_host() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+    except (ImportError, ValueError):
+        return socket.gethostname()
+
+
+# ---------------------------------------------------------------- pools
+
+class LocalPool:
+    """N slots as joblib threads in the driver, each driving one render worker process."""
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise PoolError(f"--workers must be at least 1, got {workers}")
+        self.slots = workers
+        self.slots_per_host: int | dict = workers
+
+    def map_unordered(self, fn, items):
+        """Yield (item, result, error text or None) as they finish."""
+        from joblib import Parallel, delayed
+
+        jobs = Parallel(n_jobs=self.slots, backend="threading", return_as="generator_unordered")
+        yield from jobs(delayed(_guarded)(fn, item) for item in items)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stop_workers()
+
+
+def _guarded(fn, item):
+    try:
+        return item, fn(item), None
+    except Exception as err:           # a bug outside the unit: report it against the unit
+        return item, None, f"{type(err).__name__}: {err}"
+
+
+class DaskPool:
+    """Slots are the threads of a Dask cluster: an existing scheduler, or a local cluster of N
+    single-threaded worker processes."""
+
+    def __init__(self, scheduler: str | None = None, local_workers: int | None = None):
+        from distributed import Client, LocalCluster
+
+        self.cluster = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="10s")
+            else:
+                self.cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None)
+                self.client = Client(self.cluster)
+        except (OSError, TimeoutError) as err:
+            raise PoolError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        self.slots = sum(w["nthreads"] for w in workers) or 1
+        self.slots_per_host = dict(Counter(w["host"] for w in workers for _ in range(w["nthreads"])))
+
+    def map_unordered(self, fn, items):
+        from distributed import as_completed
+
+        futures = {self.client.submit(fn, item, pure=False): item for item in items}
+        for future in as_completed(futures):
+            item = futures.pop(future)
+            if future.status == "finished":
+                yield item, future.result(), None
+            else:                          # e.g. KilledWorker: the task's worker died repeatedly
+                yield item, None, f"{type(future.exception()).__name__}: {future.exception()}"
+            future.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.cluster is None:
+                self.client.run(stop_workers)     # free the render workers on a shared cluster
+        finally:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def parse_cluster(text: str) -> int:
+    """`local:N` -> N."""
+    kind, _, count = text.partition(":")
+    if kind != "local" or not count.isdigit() or int(count) < 1:
+        raise PoolError(f"--cluster {text!r}: expected local:N with N >= 1, e.g. local:4")
+    return int(count)
+
+
+def add_pool_arguments(p) -> None:
+    """The options shared by `generate.py` and `nfs-synth simulate`."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="render worker processes on this machine (default 1)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing dask.distributed scheduler")
+    where.add_argument("--cluster", metavar="local:N", help="start a local Dask cluster of N worker processes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="Cycles threads per render worker (default: recipe, else cores / workers per machine)")
+    p.add_argument("--retries", type=int, default=2, help="extra attempts for a failing scene (default 2)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-attempt time limit of one scene (default none)")
+    p.add_argument("--max-scenes-per-worker", type=int, default=20, metavar="M",
+                   help="replace a render worker process after M scenes (default 20)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def check_pool_arguments(args) -> None:
+    """Syntax checks that must fail (status 2) before anything is started or created."""
+    for name in ("retries", "threads", "max_scenes_per_worker"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "retries" else 1):
+            raise PoolError(f"--{name.replace('_', '-')} must be at least {0 if name == 'retries' else 1}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise PoolError("--timeout must be positive")
+    if args.cluster:
+        parse_cluster(args.cluster)
+    if not args.scheduler and not args.cluster and args.workers < 1:
+        raise PoolError(f"--workers must be at least 1, got {args.workers}")
+
+
+def open_pool(args):
+    """The pool the arguments ask for (connects to a scheduler: PoolError if unreachable)."""
+    if args.scheduler:
+        return DaskPool(scheduler=args.scheduler)
+    if args.cluster:
+        return DaskPool(local_workers=parse_cluster(args.cluster))
+    return LocalPool(args.workers)
+
+
+def policy_for(args, pool, recipe_threads: int = 0) -> Policy:
+    return Policy(retries=args.retries, timeout=args.timeout, max_units=args.max_scenes_per_worker,
+                  threads=args.threads or recipe_threads or None, slots_per_host=pool.slots_per_host)
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]))

@@ -1,0 +1,93 @@
+"""Scale-out: the same data from any pool or shard split, resume after SIGKILL, retries and failures."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nfs_synth.commands import validate
+from nfs_synth.corpus.scene_file import TMP_MARK
+from nfs_synth.orchestrate import SelectionError, select_scenes
+from tiny_corpus import ARGS, generate, hashes, reference  # noqa: F401 (fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def is_valid(out) -> bool:
+    return validate.run(type("Args", (), {"corpus": out, "no_progress": True})) == 0
+
+
+def test_reference_corpus_is_complete_and_workers_recycle(reference):
+    out, telemetry = reference
+    assert len(hashes(out)) == 4 and all(hashes(out).values()) and is_valid(out)
+    pids = [o.stats["pid"] for o in sorted(telemetry, key=lambda o: o.entry["index"])]
+    assert pids[0] == pids[1] != pids[2] == pids[3]          # --max-scenes-per-worker 2
+
+
+def test_same_hashes_from_joblib_dask_and_shards(reference, tmp_path):
+    joblib, dask = tmp_path / "joblib", tmp_path / "dask"
+    assert generate(joblib, "--shard", "1/2", "--workers", 2) == 0     # two shards into one folder
+    assert generate(joblib, "--shard", "0/2", "--workers", 2) == 0
+    assert generate(dask, "--cluster", "local:2") == 0
+    assert hashes(joblib) == hashes(dask) == hashes(reference[0])
+    assert sorted(p.name for p in (joblib / "manifest.d").glob("*.json")) == \
+        ["scenes-0000000-0000002.json", "scenes-0000002-0000004.json"]
+
+
+def test_driver_killed_then_rerun_completes_identically(reference, tmp_path):
+    out = tmp_path / "corpus"
+    driver = subprocess.Popen([sys.executable, str(REPO / "generate.py"), *ARGS, "--out", str(out),
+                               "--workers", "2"], cwd=REPO, stderr=subprocess.DEVNULL)
+    while driver.poll() is None and not list((out / "scenes").glob("scene_*.h5")):
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert len(list((out / "scenes").glob("scene_*.h5"))) < 4    # killed mid-run
+    assert generate(out, "--workers", 2) == 0
+    assert hashes(out) == hashes(reference[0]) and is_valid(out)
+    assert not list(out.rglob(f"*{TMP_MARK}*"))
+
+
+def test_failing_scenes_are_retried_reported_and_others_complete(reference, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NFS_SYNTH_FAULT", "raise:1,crash:2:1")    # 1 always raises; 2's worker dies once
+    out = tmp_path / "corpus"
+    assert generate(out, "--workers", 2, "--retries", 1) == 1
+    assert "failed scenes: 1 " in capsys.readouterr().out
+    entries = {e["index"]: e for e in json.loads((out / "manifest.json").read_text())["scenes"]}
+    assert entries[1]["status"] == "failed" and entries[1]["attempts"] == 2
+    assert "injected fault in scene 1" in entries[1]["error"]
+    assert [entries[i]["attempts"] for i in (0, 2, 3)] == [1, 2, 1]
+    expected = hashes(reference[0])
+    assert all(entries[i]["sha256"] == expected[i] for i in (0, 2, 3))
+    assert not list(out.rglob(f"*{TMP_MARK}*"))
+    monkeypatch.delenv("NFS_SYNTH_FAULT")
+    assert generate(out) == 0 and hashes(out) == expected         # the re-run makes the failed one
+
+
+def test_hanging_scene_times_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("NFS_SYNTH_FAULT", "hang:3")
+    out = tmp_path / "corpus"
+    assert generate(out, "--scenes", "3:4", "--retries", 0, "--timeout", 2) == 1
+    entry = json.loads((out / "manifest.json").read_text())["scenes"][0]
+    assert entry["status"] == "failed" and entry["error"].startswith("timed out after 2 s (worker process")
+    assert not list(out.rglob(f"*{TMP_MARK}*"))
+
+
+@pytest.mark.parametrize("args", [["--scenes", "3:9"], ["--scenes", "two"], ["--shard", "2/2"],
+                                  ["--shard", "1-of-2"], ["--cluster", "remote:2"], ["--workers", "0"],
+                                  ["--scheduler", "tcp://127.0.0.1:9"]])
+def test_bad_arguments_exit_2_and_create_nothing(tmp_path, args):
+    assert generate(tmp_path / "out", *args) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_select_scenes():
+    assert select_scenes(10) == range(10)
+    assert select_scenes(10, "2:") == range(2, 10)
+    assert [select_scenes(10, shard=f"{i}/3") for i in range(3)] == [range(0, 3), range(3, 6), range(6, 10)]
+    assert select_scenes(10, "4:8", "1/2") == range(6, 8)
+    with pytest.raises(SelectionError):
+        select_scenes(10, "8:4")

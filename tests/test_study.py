@@ -1,0 +1,47 @@
+"""Sensor studies re-simulate stored renders: no Blender, no copied frames, provenance recorded."""
+import json
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+
+from nfs_synth.cli import main
+from tiny_corpus import reference  # noqa: F401 (fixtures)
+
+
+def test_two_point_study(reference, tmp_path, monkeypatch):
+    corpus = reference[0]
+    poison = tmp_path / "poison"                 # render workers that import Blender would fail
+    poison.mkdir()
+    (poison / "bpy.py").write_text("raise ImportError('a sensor study must not render')\n")
+    monkeypatch.setenv("PYTHONPATH", str(poison))
+    study = tmp_path / "study"
+    args = ["simulate", str(corpus), "--into", str(study), "--set", "sensors.events.k1=4.0,5.5",
+            "--workers", "2", "--no-progress"]
+    assert main(args) == 0
+    source = {e["index"]: e for e in json.loads((corpus / "manifest.json").read_text())["scenes"]}
+    low, high = ({e["index"]: e for e in json.loads((study / v / "manifest.json").read_text())["scenes"]}
+                 for v in ("v000", "v001"))
+    assert sorted(low) == sorted(high) == sorted(source)
+    for i, entry in source.items():
+        assert high[i]["events"] > low[i]["events"] > 0           # larger k1: lower threshold, more events
+        path = study / "v001" / high[i]["file"]
+        with h5py.File(path, "r") as h5, h5py.File(corpus / entry["file"], "r") as src:
+            assert isinstance(h5.get("frames", getlink=True), h5py.ExternalLink)   # linked, not copied
+            assert np.array_equal(h5["frames"][()], src["frames"][()])
+            assert h5["events"].attrs["k1"] == 5.5
+            assert json.loads(h5.attrs["study_params_json"]) == {"sensors.events.k1": 5.5}
+            assert h5.attrs["source_sha256"] == entry["sha256"]
+            assert (path.parent / h5.attrs["source_file"]).resolve() == (corpus / entry["file"]).resolve()
+            assert np.array_equal(h5["spikes/packed"][()], src["spikes/packed"][()])   # spikes unchanged
+        assert path.stat().st_size < (corpus / entry["file"]).stat().st_size
+    assert main(["validate", str(study / "v000"), "--no-progress"]) == 0
+    assert main(args) == 0                                         # re-run: nothing left to do
+    assert json.loads((study / "study.json").read_text())["grid"] == {"sensors.events.k1": [4.0, 5.5]}
+
+
+def test_study_rejects_non_sensor_keys(reference, tmp_path):
+    study = tmp_path / "study"
+    assert main(["simulate", str(reference[0]), "--into", str(study), "--set", "render.samples=4,8"]) == 2
+    assert main(["simulate", str(reference[0]), "--into", str(study), "--set", "sensors.events.k1=-1"]) == 2
+    assert not study.exists()
