@@ -1,0 +1,180 @@
+"""The learned all-in-focus pipeline (paper Fig. 5) with trained NeuroRefocusNet and NeuroMergeNet.
+
+1. Refocus-time selection: the input is refocused by NeuroRefocusNet to `candidates` evenly spaced
+   times of the sweep; each of the N x N patches keeps the time whose refocused luma has the largest
+   variance (the sharpness of Algorithm 1, searched on a fixed grid instead of by golden section, so
+   every probe is one batched network call on the whole image).
+2. The distinct selected times form the refocused stack.
+3. NeuroMergeNet predicts the weights from each stack image and its neuromorphic slice (Eqs. 15-16).
+
+Streams are given as callables so that scene files are read window by window:
+- events: `read_events(t_start_us, t_end_us) -> structured array`;
+- spikes: `read_spikes(t_start_us, t_end_us) -> SpikeStream` plus the readout period.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nfs_synth.aif.nets import pad_to_multiple
+from nfs_synth.aif.representations import NFS_BINS, event_count_slice, event_stack, spike_planes, tfp_image
+from nfs_synth.aif.search import patch_grid
+
+_LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
+
+
+@dataclass(frozen=True)
+class LearnedOptions:
+    candidates: int = 16   # refocus times probed over the sweep
+    grid: int = 4          # N: N x N patches, each keeps its sharpest candidate
+    batch: int = 4         # candidates refocused per network call (memory vs speed)
+
+    def __post_init__(self):
+        if self.candidates < 1 or self.grid < 1 or self.batch < 1:
+            raise ValueError(f"invalid learned-method options: {self}")
+
+
+@dataclass
+class LearnedResult:
+    image: np.ndarray                 # (H, W, 3) sRGB in [0, 1]
+    times_us: list                    # the selected refocus times
+    stack: np.ndarray                 # (K, H, W, 3) refocused sRGB images
+    weights: np.ndarray               # (K, H, W)
+    extra: dict = field(default_factory=dict)
+
+
+class LearnedAIF:
+    """A refocus + merge checkpoint pair, ready for inference on one device."""
+
+    def __init__(self, checkpoints: list[str | Path], device: str = "auto", options: LearnedOptions = LearnedOptions()):
+        from nfs_synth.aif.train import load_model, resolve_device
+
+        self.device = resolve_device(device)
+        nets = {}
+        for path in checkpoints:
+            model, cfg = load_model(path, self.device)
+            if cfg["stage"] in nets:
+                raise ValueError(f"two {cfg['stage']} checkpoints given; need one refocus and one merge")
+            nets[cfg["stage"]] = (model, cfg)
+        if set(nets) != {"refocus", "merge"}:
+            raise ValueError(f"need one refocus and one merge checkpoint, got stages {sorted(nets)}")
+        (self.refocus, rcfg), (self.merge, mcfg) = nets["refocus"], nets["merge"]
+        if rcfg["modality"] != mcfg["modality"]:
+            raise ValueError(f"refocus net is for {rcfg['modality']}, merge net for {mcfg['modality']}")
+        self.modality, self.options = rcfg["modality"], options
+
+    @torch.no_grad()
+    def run(self, image: np.ndarray, t_input_us: int, sweep_us: tuple[int, int], read_stream,
+            spike_step_us: int = 50) -> LearnedResult:
+        """All-in-focus image from an sRGB (H, W, 3) image taken at t_input_us during the sweep
+        [sweep_us[0], sweep_us[1]] and a stream reader (see the module docstring)."""
+        image = np.asarray(image, np.float32)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) image, got {image.shape}")
+        t0, t1 = int(sweep_us[0]), int(sweep_us[1])
+        if t1 <= t0:
+            raise ValueError(f"empty sweep interval {sweep_us}")
+        h, w = image.shape[:2]
+        times = np.unique(np.linspace(t0, t1, self.options.candidates).round().astype(np.int64))
+        events = read_stream(t0, t1 + 1) if self.modality == "events" else None
+
+        def nfs_for(t):  # the refocus net's input for refocusing to time t
+            if self.modality == "events":
+                if t == t_input_us:  # no events between: an empty stack
+                    return np.zeros((NFS_BINS, h, w), np.float32)
+                return event_stack(events, t_input_us, int(t), h, w)
+            return spike_planes(read_stream, int(t), spike_step_us)
+
+        img_t = torch.from_numpy(image.transpose(2, 0, 1))[None].to(self.device)
+        refocused = torch.cat([self._refocus(img_t, [nfs_for(t) for t in times[i:i + self.options.batch]])
+                               for i in range(0, len(times), self.options.batch)])
+        luma = (refocused * _LUMA.to(refocused.device)).sum(1)
+        chosen = sorted({int(torch.argmax(torch.stack([luma[k][patch].var() for k in range(len(times))])))
+                         for patch in patch_grid((h, w), self.options.grid)})
+        half_window = max(1, (t1 - t0) // (2 * len(chosen)))
+
+        def slice_for(t):  # the merge net's input for the stack image at time t
+            if self.modality == "events":
+                return event_count_slice(events, t, half_window, h, w)
+            return tfp_image(spike_planes(read_stream, t, spike_step_us))
+
+        slices = [slice_for(int(times[k])) for k in chosen]
+        stack = refocused[chosen][None]
+        nfs = torch.from_numpy(np.stack(slices))[None].to(self.device)
+        stack_p, _ = pad_to_multiple(stack)
+        nfs_p, _ = pad_to_multiple(nfs)
+        merged, weights = self.merge(stack_p, nfs_p)
+        merged, weights = merged[..., :h, :w], weights[..., :h, :w]
+        return LearnedResult(merged[0].permute(1, 2, 0).cpu().numpy(), [int(times[k]) for k in chosen],
+                             stack[0].permute(0, 2, 3, 1).cpu().numpy(), weights[0].cpu().numpy(),
+                             {"candidates_us": times.tolist()})
+
+    def _refocus(self, image: torch.Tensor, nfs: list[np.ndarray]) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        nfs_t, _ = pad_to_multiple(torch.from_numpy(np.stack(nfs)).to(self.device))
+        img_p, _ = pad_to_multiple(image)
+        return self.refocus(img_p.expand(len(nfs), -1, -1, -1), nfs_t)[..., :h, :w]
+
+
+# ---------------------------------------------------------------- scene files and the evaluation registry
+
+# evaluation options (--option KEY=VALUE): the checkpoint pair "REFOCUS.pt;MERGE.pt" per modality, and
+# learned_candidates, learned_grid, learned_batch, learned_device (see LearnedOptions)
+CHECKPOINT_OPTION = {"events": "checkpoints_ev", "spikes": "checkpoints_sp"}
+
+
+def scene_stream(scene, modality: str):
+    """(reader, spike step in us) over an EvalScene's stream, for `LearnedAIF.run`."""
+    if modality == "events":
+        events = scene.events
+        t = events["t"]
+        return (lambda lo, hi: events[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0
+    from nfs_synth.corpus.spikes_io import read_spikes
+
+    t_us = scene.h5["spikes/t_us"]
+    step = int(t_us[1] - t_us[0]) if len(t_us) > 1 else 1
+    return (lambda lo, hi: read_spikes(scene.h5, lo, hi)), step
+
+
+def run_on_scene(pipeline: LearnedAIF, scene, input_index: int) -> LearnedResult:
+    ts = scene.timestamps_us
+    reader, step = scene_stream(scene, pipeline.modality)
+    return pipeline.run(scene.frame_srgb(input_index), int(ts[input_index]), (int(ts[0]), int(ts[-1])), reader, step)
+
+
+_LOADED: dict[tuple, LearnedAIF] = {}
+
+
+def _pipeline(paths: tuple[str, ...], device: str, options: LearnedOptions) -> LearnedAIF:
+    key = (paths, device, options)
+    if key not in _LOADED:  # one load per evaluation run, not per scene
+        _LOADED[key] = LearnedAIF(list(paths), device, options)
+    return _LOADED[key]
+
+
+def _method(modality: str):
+    def method(scene, input_index: int, options: dict) -> np.ndarray:
+        name = CHECKPOINT_OPTION[modality]
+        if not options.get(name):
+            raise ValueError(f"learned method needs its two checkpoints: --options "
+                             f"{name}=REFOCUS.pt;MERGE.pt (trained with `nfs-synth train`)")
+        opts = LearnedOptions(**{k: int(options[f"learned_{k}"]) for k in ("candidates", "grid", "batch")
+                                 if f"learned_{k}" in options})
+        pipeline = _pipeline(tuple(str(options[name]).split(";")), str(options.get("learned_device", "auto")), opts)
+        if pipeline.modality != modality:
+            raise ValueError(f"{name} checkpoints are for {pipeline.modality}, not {modality}")
+        return run_on_scene(pipeline, scene, input_index).image.astype(np.float32)
+    return method
+
+
+def _register() -> None:
+    from nfs_synth.aif.methods import register_method
+
+    register_method("learned-ev", _method("events"), replace=True)
+    register_method("learned-sp", _method("spikes"), replace=True)
+
+
+_register()

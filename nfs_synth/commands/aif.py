@@ -1,0 +1,136 @@
+"""All-in-focus image from a scene file or user data with trained NeuroRefocusNet + NeuroMergeNet.
+
+Examples:
+  nfs-synth aif --checkpoint runs/refocus-ev/last.pt --checkpoint runs/merge-ev/last.pt SCENE.h5 --frame 0
+  nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --events sweep.h5 --out aif.png
+  nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --spikes sweep.dat --input-time-us 0
+User events: DSEC .h5, text `t x y p` (.txt, integer us, p in {0,1} or {-1,1}) or .npz with arrays t, x, y, p.
+User spikes: a headerless .dat (rows bottom-up unless --no-flip) of the --image's size at --readout-hz.
+The image is 8/16-bit sRGB; its size must match the sensor's. Writes an sRGB PNG (and the refocused
+stack with --save-stack).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="a refocus and a merge checkpoint (give the option twice, any order)")
+    p.add_argument("scene", nargs="?", type=Path, help="scene file (scene_NNNNN.h5)")
+    p.add_argument("--frame", type=int, default=0, help="scene file: index of the input frame (default 0)")
+    p.add_argument("--image", type=Path, help="user data: the RGB image (PNG, JPEG, TIFF)")
+    p.add_argument("--events", type=Path, help="user data: events (.h5 DSEC, .txt, .npz)")
+    p.add_argument("--spikes", type=Path, help="user data: spikes (.dat)")
+    p.add_argument("--input-time-us", type=int, help="user data: time of the image in the stream (default: its start)")
+    p.add_argument("--readout-hz", type=float, default=20000.0, help=".dat readout rate (default 20000)")
+    p.add_argument("--no-flip", action="store_true", help=".dat rows stored top-down")
+    p.add_argument("--candidates", type=int, default=16, help="refocus times probed (default 16)")
+    p.add_argument("--grid", type=int, default=4, help="N x N patches for the time selection (default 4)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, help="output PNG (default: beside the input, *_aif.png)")
+    p.add_argument("--save-stack", action="store_true", help="also write the refocused stack as PNGs")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] < 3:
+        raise ValueError(f"{path}: not a readable RGB image")
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return (img[..., 2::-1].astype(np.float32) / scale).clip(0, 1)  # BGR(A) -> RGB
+
+
+def _write_image(path: Path, srgb: np.ndarray) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.rint(srgb[..., ::-1].clip(0, 1) * 255).astype(np.uint8)):
+        raise OSError(f"cannot write {path}")
+
+
+def _read_events(path: Path) -> np.ndarray:
+    from nfs_synth.sensors.events import EVENT_DTYPE
+
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        from nfs_synth.corpus.events_io import read_events
+        return read_events(path)
+    if suffix == ".npz":
+        with np.load(path) as z:
+            missing = {"t", "x", "y", "p"} - set(z.files)
+            if missing:
+                raise ValueError(f"{path}: .npz lacks arrays {sorted(missing)}")
+            cols = [z[k] for k in "txyp"]
+    elif suffix == ".txt":
+        table = np.loadtxt(path, ndmin=2)
+        if table.shape[1] < 4:
+            raise ValueError(f"{path}: expected 4 columns `t x y p`, found {table.shape[1]}")
+        cols = list(table[:, :4].T)
+    else:
+        raise ValueError(f"{path}: unknown event format {suffix!r} (use .h5, .txt or .npz)")
+    ev = np.empty(len(cols[0]), EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"], ev["p"] = cols[0], cols[1], cols[2], np.asarray(cols[3]) > 0
+    return ev[np.argsort(ev["t"], kind="stable")]
+
+
+def _user_stream(args, modality: str, shape: tuple[int, int]):
+    """(reader, step_us, (t0, t1)) over the user's stream file."""
+    h, w = shape
+    if modality == "events":
+        if not args.events:
+            raise ValueError("these checkpoints are for events: give --events")
+        ev = _read_events(args.events)
+        if ev.size == 0:
+            raise ValueError(f"{args.events}: no events")
+        if ev["x"].max() >= w or ev["y"].max() >= h:
+            raise ValueError(f"{args.events}: events fall outside the {w}x{h} image")
+        t = ev["t"]
+        return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (int(t[0]), int(t[-1]))
+    if not args.spikes:
+        raise ValueError("these checkpoints are for spikes: give --spikes")
+    from nfs_synth.sensors.spikes import SpikeStream, read_dat
+
+    stream = read_dat(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
+    t = stream.t_us
+
+    def reader(lo, hi):
+        a, b = np.searchsorted(t, lo), np.searchsorted(t, hi)
+        return SpikeStream(stream.packed[a:b], t[a:b], h, w)
+
+    return reader, max(1, int(round(1e6 / args.readout_hz))), (int(t[0]), int(t[-1]))
+
+
+def run(args) -> int:
+    from nfs_synth.aif.learned import LearnedAIF, LearnedOptions, run_on_scene
+    from nfs_synth.aif.train import CheckpointError
+
+    try:
+        if (args.scene is None) == (args.image is None):
+            raise ValueError("give either a scene file or --image with --events/--spikes")
+        pipeline = LearnedAIF(args.checkpoint, args.device, LearnedOptions(args.candidates, args.grid))
+        if args.scene is not None:
+            from nfs_synth.aif.scene import EvalScene
+
+            with EvalScene(args.scene) as scene:
+                result = run_on_scene(pipeline, scene, args.frame)
+            out = args.out or args.scene.with_name(f"{args.scene.stem}_f{args.frame}_learned-{pipeline.modality}.png")
+        else:
+            image = _read_image(args.image)
+            reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
+            t_in = t0 if args.input_time_us is None else args.input_time_us
+            result = pipeline.run(image, t_in, (t0, t1), reader, step)
+            out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
+    except (CheckpointError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _write_image(out, result.image)
+    if args.save_stack:
+        for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
+            _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
+    print(f"{out} ({len(result.times_us)} refocused images at {result.times_us} us)")
+    return 0

