@@ -17,7 +17,7 @@ SIZE, FRAMES, STEPS_PER_FRAME = 32, 12, 8
 
 
 def write_scene(path, seed):
-    """A scene file per docs/scene_file.md from a small synthetic sweep with ideal events and spikes."""
+    """A scene file per the README, "Scene file format" from a small synthetic sweep with ideal events and spikes."""
     sweep = layered_sweep(size=SIZE, n_frames=FRAMES, colour=True, seed=seed, frame_us=5000)
     gray = sweep.frames.mean(axis=3)
     ev = ideal_events(gray, sweep.t_us, threshold=0.2, log_offset=0.01)

@@ -1,4 +1,4 @@
-"""torch Datasets over an nfs_synth corpus (docs/scene_file.md) for the two training stages.
+"""torch Datasets over an nfs_synth corpus (the README, "Scene file format") for the two training stages.
 
 - `RefocusDataset`: per sample, a scene, two distinct frames of its sweep (input, target), the stream
   between (events) or around the target (spikes) as the network's representation, one random crop.

@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 
 
 def schema_problems(h5: h5py.File, entry: dict) -> list[str]:
-    """Shapes, dtypes and counts of one open scene file against docs/scene_file.md and its entry."""
+    """Shapes, dtypes and counts of one open scene file against the README, "Scene file format" and its entry."""
     problems = []
     recipe = json.loads(h5.attrs["recipe_json"])
     t, h, w = entry["frames"], entry["height"], entry["width"]

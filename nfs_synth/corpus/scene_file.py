@@ -1,6 +1,6 @@
 """One HDF5 file per scene: written under a temporary name, renamed only when complete.
 
-The schema is in docs/scene_file.md. Frames are float16 linear RGB, one chunk per frame, Blosc zstd
+The schema is in the README, "Scene file format". Frames are float16 linear RGB, one chunk per frame, Blosc zstd
 with byte shuffle: 11 bits of mantissa keep later simulators far from any 8-bit staircase at half the
 bytes of float32.
 """

@@ -1,0 +1,252 @@
+"""Depth-of-field frames from depth slabs: blur each slab with the lens's aperture, composite the slabs.
+
+A slab is a premultiplied RGBA image of the surfaces between two depths, rendered with a pinhole camera
+(docs/layered.md). A point at planar depth z seen with focus distance S spreads into the image of the
+aperture scaled to diameter A*f*|1/z - 1/S| on the sensor (Cycles' thin-lens model, see `optics`), so in
+pixels the diameter is `px_per_diopter * |1/z - 1/S|`. Each slab is blurred with the diameter of one
+depth (the mean depth of what it holds); the blurred slabs then combine with the premultiplied "over"
+operator, nearest on top, except that pieces of one object add up (see `SlabStack`).
+
+Each slab is cropped to its content (padded by the largest blur it will get) and its spectrum is
+computed once and shared by every frame; a frame costs one pointwise product and one inverse FFT per
+non-empty slab, on a coarser grid for wide blurs. Kernels come from the aperture's analytic Fourier
+transform, i.e. the band-limited continuous disk (or polygon), with no extra pixel-box blur.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import scipy.fft as sfft
+from scipy.special import j1
+
+# Below this diameter (px) the aperture's image is far smaller than the pixel filter: no blur.
+SHARP_PX = 0.05
+# Blurs wider than 2 * COARSE_PX are computed on a grid 2**level coarser (level <= MAX_LEVEL), keeping
+# at least COARSE_PX coarse pixels across the disk: the disk's spectrum beyond that grid's band is
+# below ~4 % of its peak, and a frame then costs a fraction of the full-resolution FFTs.
+COARSE_PX = 12.0
+MAX_LEVEL = 3
+
+
+class LayeredSettingsError(ValueError):
+    """Settings or inputs the layered compositor cannot use."""
+
+
+def slab_count(diopter_span: float, px_per_diopter: float, tolerance_px: float) -> int:
+    """Fewest uniform-in-diopter slabs whose blur-diameter error stays within `tolerance_px`.
+
+    A slab of width w diopters blurred with its centre's diameter misplaces the blur of its nearest or
+    farthest surface by px_per_diopter * w / 2 pixels, whatever the focus distance.
+    """
+    if not tolerance_px > 0:
+        raise LayeredSettingsError(f"layered_tolerance_px must be > 0, got {tolerance_px!r}")
+    if diopter_span < 0 or px_per_diopter <= 0:
+        raise LayeredSettingsError("diopter span must be >= 0 and px_per_diopter > 0")
+    return max(1, math.ceil(diopter_span * px_per_diopter / (2.0 * tolerance_px) - 1e-9))
+
+
+def slab_edges(near_m: float, far_m: float, count: int) -> np.ndarray:
+    """count + 1 slab boundaries in diopters, uniform from 1/near_m down to 1/far_m."""
+    if not (0 < near_m <= far_m) or count < 1:
+        raise LayeredSettingsError(f"need 0 < near ({near_m}) <= far ({far_m}) and count ({count}) >= 1")
+    return np.linspace(1.0 / near_m, 1.0 / far_m, count + 1)
+
+
+def aperture_spectrum(diameter_px: float, fy: np.ndarray, fx: np.ndarray, blades: int = 0,
+                      rotation_rad: float = 0.0, flipped: bool = False) -> np.ndarray:
+    """Fourier transform (unit DC) of the aperture's image, at frequencies fy, fx in cycles per pixel.
+
+    blades 0: a uniform disk of the given diameter (2 J1(x)/x). blades >= 3: Cycles' regular polygon
+    inscribed in that circle, its first vertex at rotation + pi/blades from +x (y up). Points nearer
+    than the focus plane see the aperture rotated by 180 degrees (`flipped`); that matters for odd blades.
+    fy runs down the image rows, as numpy's axis 0 does.
+    """
+    radius = 0.5 * diameter_px
+    kx, ky = 2.0 * np.pi * fx, 2.0 * np.pi * fy
+    if radius < 0.5 * SHARP_PX:
+        return np.ones(np.broadcast_shapes(np.shape(kx), np.shape(ky)), np.complex128)
+    if blades == 0:
+        arg = radius * np.hypot(kx, ky)
+        safe = np.where(arg > 1e-8, arg, 1.0)
+        return np.where(arg > 1e-8, 2.0 * j1(safe) / safe, 1.0).astype(np.complex128)
+    angles = rotation_rad + np.pi / blades + 2.0 * np.pi * np.arange(blades) / blades
+    sign = -1.0 if flipped else 1.0
+    # (x, y) with y up -> image (col, row) with rows down.
+    verts = sign * radius * np.stack([np.cos(angles), -np.sin(angles)], axis=1)
+    a, b = verts, np.roll(verts, -1, axis=0)
+    mid, edge = 0.5 * (a + b), b - a
+    normal = np.stack([edge[:, 1], -edge[:, 0]], axis=1)
+    normal *= np.sign(np.sum(normal * mid, axis=1, keepdims=True))  # outward: the centre is at 0
+    area = 0.5 * blades * radius ** 2 * math.sin(2.0 * np.pi / blades)
+    k2 = kx ** 2 + ky ** 2
+    total = np.zeros(np.broadcast_shapes(np.shape(kx), np.shape(ky)), np.complex128)
+    for (nx, ny), (mx, my), (ex, ey) in zip(normal, mid, edge):
+        # Divergence theorem: F(k) = i/|k|^2 * sum over edges of (k.n) * integral of exp(-i k.x) ds,
+        # with |n| = edge length; the edge integral is exp(-i k.mid) * sinc(k.edge / 2).
+        total += (kx * nx + ky * ny) * np.exp(-1j * (kx * mx + ky * my)) \
+            * np.sinc((kx * ex + ky * ey) / (2.0 * np.pi))
+    safe = np.where(k2 > 0, k2, 1.0)
+    return np.where(k2 > 0, 1j * total / (safe * area), 1.0)
+
+
+def _fft_size(n: int) -> int:
+    """Smallest fast FFT length >= n that the coarsest level divides."""
+    step = 1 << MAX_LEVEL
+    n = step * -(-n // step)
+    while sfft.next_fast_len(n, real=True) != n:
+        n += step
+    return n
+
+
+def _level(diameter_px: float) -> int:
+    """Resolution level (downsampling 2**level) at which a blur of this diameter is computed."""
+    if diameter_px < 2 * COARSE_PX:
+        return 0
+    return min(MAX_LEVEL, int(math.log2(diameter_px / COARSE_PX)))
+
+
+class _Slab:
+    """One slab's crop: position on the canvas and the spectrum of its 4 channels."""
+
+    def __init__(self, rgba: np.ndarray, diopter: float, group: int, pad: int,
+                 box: tuple[int, int, int, int], workers: int):
+        y0, y1, x0, x1 = box
+        hc, wc = rgba.shape[1:]
+        self.diopter, self.group, self.workers = diopter, group, workers
+        self.y0, self.x0 = y0 - pad, x0 - pad
+        self.shape = (_fft_size(y1 - y0 + 2 * pad), _fft_size(x1 - x0 + 2 * pad))
+        # Zeros beyond the canvas as well: the FFT buffer holds the whole blurred footprint, so the
+        # circular convolution never wraps light from one side onto the other.
+        buf = np.zeros((4, *self.shape), np.float32)
+        cy0, cx0 = max(self.y0, 0), max(self.x0, 0)
+        cy1, cx1 = min(self.y0 + self.shape[0], hc), min(self.x0 + self.shape[1], wc)
+        buf[:, cy0 - self.y0:cy1 - self.y0, cx0 - self.x0:cx1 - self.x0] = rgba[:, cy0:cy1, cx0:cx1]
+        self.sharp = buf
+        self.spectrum = sfft.rfft2(buf, workers=workers)
+        self.levels: dict[int, tuple] = {}
+        # canvas window and the matching window of the buffer
+        self.canvas = (slice(cy0, cy1), slice(cx0, cx1))
+        self.local = (slice(cy0 - self.y0, cy1 - self.y0), slice(cx0 - self.x0, cx1 - self.x0))
+
+    def level(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Spectrum cut to the band of a 2**m coarser grid (exact band-limited downsampling), with its
+        frequencies in cycles per full-resolution pixel."""
+        if m not in self.levels:
+            h, w = self.shape[0] >> m, self.shape[1] >> m
+            fy, fx = sfft.fftfreq(self.shape[0]), sfft.rfftfreq(self.shape[1])
+            rows = np.r_[0:h // 2, self.shape[0] - h // 2:self.shape[0]] if m else slice(None)
+            cols = slice(0, w // 2 + 1)
+            spectrum = self.spectrum[:, rows, cols] / np.float32(4 ** m)
+            self.levels[m] = (spectrum, fy[rows][:, None], fx[cols][None, :])
+        return self.levels[m]
+
+    def blurred(self, kernel_of, diameter: float) -> np.ndarray:
+        """The slab's window blurred by the aperture spectrum `kernel_of(fy, fx)`, (4, h, w)."""
+        if diameter < SHARP_PX:
+            return self.sharp[(slice(None), *self.local)]
+        m = _level(diameter)
+        spectrum, fy, fx = self.level(m)
+        coarse = sfft.irfft2(spectrum * kernel_of(fy, fx), s=(self.shape[0] >> m, self.shape[1] >> m),
+                             workers=self.workers)
+        if m:
+            # sample i of the coarse grid sits on full-resolution pixel i * 2**m
+            up = 1 << m
+            coarse = cv2.warpAffine(coarse.transpose(1, 2, 0), np.float32([[1 / up, 0, 0], [0, 1 / up, 0]]),
+                                    (self.shape[1], self.shape[0]),
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
+        return coarse[(slice(None), *self.local)]
+
+
+class SlabStack:
+    """Premultiplied RGBA slabs, nearest first, ready to be blurred and composited for any focus.
+
+    slabs: K arrays (H, W, 4) float32 premultiplied linear RGBA (or one (K, H, W, 4) array); what
+    none covers stays transparent in the frames. diopters: (K,) the depth (1/m) each slab is blurred
+    for. px_per_diopter: blur-disk diameter in pixels per diopter of defocus
+    (optics.blur_diameter_px(1, inf, ...)). focus_diopters: the (min, max) focus the stack will be
+    asked for, which bounds the padding. groups: (K,) ints; slabs of one group are pieces of one
+    object and add up, different groups occlude each other with "over" (default: all different).
+    """
+
+    def __init__(self, slabs, diopters, px_per_diopter: float, focus_diopters: tuple[float, float], *,
+                 groups=None, blades: int = 0, rotation_rad: float = 0.0, workers: int = 1) -> None:
+        diopters = np.asarray(diopters, np.float64)
+        groups = np.arange(len(diopters)) if groups is None else np.asarray(groups)
+        if len(slabs) != len(diopters) or groups.shape != diopters.shape or not len(slabs):
+            raise LayeredSettingsError(f"need one diopter and group per slab; got {len(slabs)} slabs, "
+                                       f"{diopters.shape} diopters, {groups.shape} groups")
+        if not (np.all(np.isfinite(diopters)) and np.all(diopters >= 0)):
+            raise LayeredSettingsError("diopters must be finite and >= 0")
+        if np.any(np.diff(diopters) > 0):
+            raise LayeredSettingsError("slabs must be ordered nearest first (diopters decreasing)")
+        if not px_per_diopter > 0:
+            raise LayeredSettingsError(f"px_per_diopter must be > 0, got {px_per_diopter!r}")
+        if blades in (1, 2) or blades < 0:
+            raise LayeredSettingsError(f"blades must be 0 (round) or >= 3, got {blades}")
+        self.px_per_diopter = float(px_per_diopter)
+        self.focus_diopters = (float(min(focus_diopters)), float(max(focus_diopters)))
+        self.blades, self.rotation, self.workers = int(blades), float(rotation_rad), int(workers)
+        self.height, self.width = np.shape(slabs[0])[:2]
+        self.slabs: list[_Slab] = []
+        for slab, diopter, group in zip(slabs, diopters, groups):
+            slab = np.asarray(slab, np.float32)
+            if slab.shape != (self.height, self.width, 4) or not np.all(np.isfinite(slab)):
+                raise LayeredSettingsError(f"each slab must be a finite (H, W, 4) array like the first "
+                                           f"({self.height}, {self.width}, 4), got {slab.shape}")
+            rgba = np.ascontiguousarray(slab.transpose(2, 0, 1))
+            rows, cols = np.nonzero(rgba[3] > 0)
+            if rows.size == 0:
+                continue  # empty slab: costs nothing in any frame
+            defocus = max(abs(diopter - d) for d in self.focus_diopters)
+            pad = int(math.ceil(0.5 * self.px_per_diopter * defocus)) + 2
+            box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+            self.slabs.append(_Slab(rgba, float(diopter), int(group), pad, box, self.workers))
+
+    def frame(self, focus_m: float, f_number_scale: float = 1.0) -> np.ndarray:
+        """(H, W, 4) premultiplied RGBA focused at planar distance focus_m (inf: at infinity).
+
+        f_number_scale = N_stack / N_wanted blurs as a different aperture would (<= 1 keeps within
+        the padding); 0 gives the pinhole composite.
+        """
+        focus = 0.0 if math.isinf(focus_m) else 1.0 / focus_m
+        lo, hi = self.focus_diopters
+        if not (lo - 1e-9 <= focus <= hi + 1e-9) or not 0.0 <= f_number_scale <= 1.0:
+            raise LayeredSettingsError(f"focus {focus_m} m (or aperture scale {f_number_scale}) is outside "
+                                       f"the range this stack was padded for ({1 / hi:.4g}..{1 / lo:.4g} m)")
+        out = np.zeros((4, self.height, self.width), np.float32)
+        transmit = np.ones((self.height, self.width), np.float32)  # through everything in front
+        cover: dict[int, np.ndarray] = {}  # coverage of each group so far
+        for slab in self.slabs:  # front to back
+            layer = self._blurred(slab, focus, f_number_scale)
+            if slab.group not in cover:
+                cover[slab.group] = np.zeros_like(transmit)
+            window = slab.canvas
+            alpha = np.maximum(layer[3], 0.0)
+            room = np.maximum(1.0 - cover[slab.group][window], 0.0)
+            added = np.minimum(alpha, room)
+            safe = np.maximum(room, 1e-6)
+            # Pieces of one group (one object) add up until its coverage is full; other groups in
+            # front attenuate the piece multiplicatively ("over"), `transmit / room` being exactly
+            # the transmittance of the other groups.
+            weight = np.where(room > 1e-6, transmit[window] / safe, 0.0) \
+                * np.where(alpha > room, room / np.maximum(alpha, 1e-12), 1.0)
+            out[(slice(0, 3), *window)] += layer[:3] * weight
+            transmit[window] *= np.where(room > 1e-6, (room - added) / safe, 1.0)
+            cover[slab.group][window] += added
+        out[3] = 1.0 - transmit
+        np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
+        return out.transpose(1, 2, 0)
+
+    def _blurred(self, slab: _Slab, focus: float, scale: float) -> np.ndarray:
+        defocus = slab.diopter - focus
+        diameter = scale * self.px_per_diopter * abs(defocus)
+
+        def kernel_of(fy, fx):
+            spectrum = aperture_spectrum(diameter, fy, fx, self.blades, self.rotation, flipped=defocus > 0)
+            # a round aperture's spectrum is real: half the multiply work
+            return spectrum.real.astype(np.float32) if self.blades == 0 else spectrum.astype(np.complex64)
+
+        return slab.blurred(kernel_of, diameter)
