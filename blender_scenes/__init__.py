@@ -9,11 +9,12 @@ Conventions (camera, depth of field, read-back) are in docs/rendering.md.
 import bpy
 
 from .exr import ExrFormatError, read_exr
+from .layered import LayeredRenderer, LayeredSettingsError
 from .renderer import SceneRenderer
 from .validate import LIGHT_TYPES, PRIMITIVES, PlanError, validate_plan
 
-__all__ = ["SceneRenderer", "PlanError", "validate_plan", "blender_version", "read_exr",
-           "ExrFormatError", "PRIMITIVES", "LIGHT_TYPES"]
+__all__ = ["SceneRenderer", "LayeredRenderer", "LayeredSettingsError", "PlanError", "validate_plan",
+           "blender_version", "read_exr", "ExrFormatError", "PRIMITIVES", "LIGHT_TYPES"]
 
 
 def blender_version() -> str:
