@@ -13,12 +13,13 @@ Streams are given as callables so that scene files are read window by window:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nfs_synth.aif.handcraft import Reconstruction
 from nfs_synth.aif.nets import pad_to_multiple
 from nfs_synth.aif.representations import NFS_BINS, event_count_slice, event_stack, spike_planes, tfp_image
 from nfs_synth.aif.search import patch_grid
@@ -35,15 +36,6 @@ class LearnedOptions:
     def __post_init__(self):
         if self.candidates < 1 or self.grid < 1 or self.batch < 1:
             raise ValueError(f"invalid learned-method options: {self}")
-
-
-@dataclass
-class LearnedResult:
-    image: np.ndarray                 # (H, W, 3) sRGB in [0, 1]
-    times_us: list                    # the selected refocus times
-    stack: np.ndarray                 # (K, H, W, 3) refocused sRGB images
-    weights: np.ndarray               # (K, H, W)
-    extra: dict = field(default_factory=dict)
 
 
 class LearnedAIF:
@@ -68,7 +60,7 @@ class LearnedAIF:
 
     @torch.no_grad()
     def run(self, image: np.ndarray, t_input_us: int, sweep_us: tuple[int, int], read_stream,
-            spike_step_us: int = 50) -> LearnedResult:
+            spike_step_us: int = 50) -> Reconstruction:
         """All-in-focus image from an sRGB (H, W, 3) image taken at t_input_us during the sweep
         [sweep_us[0], sweep_us[1]] and a stream reader (see the module docstring)."""
         image = np.asarray(image, np.float32)
@@ -108,7 +100,7 @@ class LearnedAIF:
         nfs_p, _ = pad_to_multiple(nfs)
         merged, weights = self.merge(stack_p, nfs_p)
         merged, weights = merged[..., :h, :w], weights[..., :h, :w]
-        return LearnedResult(merged[0].permute(1, 2, 0).cpu().numpy(), [int(times[k]) for k in chosen],
+        return Reconstruction(merged[0].permute(1, 2, 0).cpu().numpy(), [int(times[k]) for k in chosen],
                              stack[0].permute(0, 2, 3, 1).cpu().numpy(), weights[0].cpu().numpy(),
                              {"candidates_us": times.tolist()})
 
@@ -139,7 +131,7 @@ def scene_stream(scene, modality: str):
     return (lambda lo, hi: read_spikes(scene.h5, lo, hi)), step
 
 
-def run_on_scene(pipeline: LearnedAIF, scene, input_index: int) -> LearnedResult:
+def run_on_scene(pipeline: LearnedAIF, scene, input_index: int) -> Reconstruction:
     ts = scene.timestamps_us
     reader, step = scene_stream(scene, pipeline.modality)
     return pipeline.run(scene.frame_srgb(input_index), int(ts[input_index]), (int(ts[0]), int(ts[-1])), reader, step)
