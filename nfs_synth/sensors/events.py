@@ -37,6 +37,7 @@ RECIPE_KEYS = frozenset(("enabled", "preset", *PARAM_NAMES, "ranges", "random_in
 # Longest interval (us) sorted by counting sort; longer ones use a stable argsort.
 _COUNTING_SORT_MAX_DT = 1 << 22
 _ROWS_PER_TASK = 8
+_EVENTS_PER_GATHER_TASK = 32768  # fewer events per thread are sorted serially
 _POOLS = {}
 
 
@@ -198,10 +199,10 @@ class EventSimulator:
         self._alloc(max(64, 2 * self.width))
 
     def _alloc(self, cap):
-        self._cap = int(cap)
-        self._buf_t = np.empty((self.height, self._cap), np.int64)
-        self._buf_x = np.empty((self.height, self._cap), np.uint16)
-        self._buf_p = np.empty((self.height, self._cap), np.uint8)
+        self._cap = int(cap)  # column cap is the kernel's scratch slot
+        self._buf_t = np.empty((self.height, self._cap + 1), np.int64)
+        self._buf_x = np.empty((self.height, self._cap + 1), np.uint16)
+        self._buf_p = np.empty((self.height, self._cap + 1), np.uint8)
 
     def feed(self, frame, t_us) -> np.ndarray:
         """Events since the previous frame (rounded times in [t_prev, t_us]), sorted by t.
@@ -253,11 +254,35 @@ class EventSimulator:
         if n == 0:
             return out
         fields = (out["t"], out["x"], out["y"], out["p"])
+        threads = min(numba.get_num_threads(), n // _EVENTS_PER_GATHER_TASK, self.height)
+        if dt <= _COUNTING_SORT_MAX_DT and threads > 1 and (dt + 2) * threads <= n:
+            self._gather_parallel(t0, dt, threads, fields)
+            return out
         if dt <= _COUNTING_SORT_MAX_DT:
             _k.gather_sorted(self._buf_t, self._buf_x, self._buf_p, self._counts, t0, dt, *fields)
             return out
         _k.gather_rows(self._buf_t, self._buf_x, self._buf_p, self._counts, t0, *fields)
         return out[np.argsort(out["t"], kind="stable")]
+
+    def _gather_parallel(self, t0, dt, threads, fields):
+        """The counting sort of `gather_sorted` over bands of consecutive rows in threads:
+        within one microsecond, band b's events follow those of bands < b, so the order
+        (time, row, buffer position) and hence the output are the serial one's."""
+        edges = np.linspace(0, self.height, threads + 1).astype(np.int64)
+        hist = np.zeros((threads, dt + 2), np.int64)
+        bufs = (self._buf_t, self._buf_x, self._buf_p, self._counts)
+        pool = _pool(threads)
+        list(pool.map(lambda b: _k.band_histogram(self._buf_t, self._counts, edges[b], edges[b + 1], hist[b]),
+                      range(threads)))
+        # First output index of (band b, offset tr): all events at earlier offsets, then
+        # those of earlier bands at tr.
+        flat = hist[:, 1:].T.ravel()  # offset-major, band-minor
+        start = np.empty(flat.size, np.int64)
+        start[0] = 0
+        np.cumsum(flat[:-1], out=start[1:])
+        start = np.ascontiguousarray(start.reshape(dt + 1, threads).T)
+        list(pool.map(lambda b: _k.band_scatter(*bufs, edges[b], edges[b + 1], t0, start[b], *fields),
+                      range(threads)))
 
 
 def simulate(frames, t_us, params, seed, **options) -> np.ndarray:

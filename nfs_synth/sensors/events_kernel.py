@@ -139,17 +139,15 @@ def _attempt(state, j, mu, c, s2, r, p_reset):
 
 
 @njit(cache=True, error_model="numpy")
-def _attempts(row_seed, mus, s2s, js, rs, ts, dt, n, on_w, e_w, rate_w, r_w, fast_w, done_w,
-              res_row, first):
+def _attempts(row_seed, mus, s2s, js, rs, ts, dt, n, on_w, r_w, t_w, j_w, fast_w, fire_w):
     """`_attempt` for n pixels (drift mus, variance s2s, draw index js, residual rs, time
     ts) as straight-line code over contiguous arrays, which the compiler vectorises.
 
     fast_w is False where a rare slow path is needed (a ziggurat rejection, or a polarity
     probability that is not 0, 1 or B/(A+B)): the caller redoes those with `_attempt`;
-    elsewhere the results are bit-identical to it.  done_w marks fast steps that end the
-    interval without an event, r_w being the residual then carried.  On the first wave
-    (pixel k at index k) that residual also goes straight to res_row; pixels not done
-    overwrite it later.
+    elsewhere the results are bit-identical to it.  For each pixel: polarity on_w, the
+    residual r_w carried if no event comes before the next frame, the event time t_w, the
+    next draw index j_w and whether it fires (fire_w).
     """
     for k in range(n):
         mu = mus[k]
@@ -171,22 +169,18 @@ def _attempts(row_seed, mus, s2s, js, rs, ts, dt, n, on_w, e_w, rate_w, r_w, fas
         rate = _inverse_passage(e, 1.0 / e, abs(mu), s2, z * z, u_acc)
         left = dt - ts[k]
         step = e * left * rate  # the reference's carry, see _simulate_row
-        r_new = r + step if on else r - step
-        fast = u < _ZIG_RATIO[i] and (certain_on or certain_off or mu == 0.0)
         on_w[k] = on
-        e_w[k] = e
-        rate_w[k] = rate
-        r_w[k] = r_new
-        fast_w[k] = fast
-        done_w[k] = fast and not left * rate > 1.0
-        if first:
-            res_row[k] = r_new
+        r_w[k] = r + step if on else r - step
+        t_w[k] = ts[k] + 1.0 / rate
+        j_w[k] = js[k] + 2
+        fast_w[k] = u < _ZIG_RATIO[i] and (certain_on or certain_off or mu == 0.0)
+        fire_w[k] = left * rate > 1.0
 
 
 @njit(cache=True, error_model="numpy")
 def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6, log_drift,
                   key, base, cap, buf_t, buf_x, buf_p, counts,
-                  mus, s2s, xs, js, ts, rs, on_w, e_w, rate_w, r_w, fast_w, done_w):
+                  mus, s2s, xs, js, ts, rs, on_w, r_w, t_w, j_w, fast_w, fire_w):
     """One row of `simulate_interval`, using the caller's work arrays (length width)."""
     width = l0.shape[1]
     # Drift and variance of the row first, in a loop the compiler can vectorise.
@@ -207,45 +201,80 @@ def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6
         ts[x] = 0.0
         rs[x] = res_in[y, x]
     row_seed = _mix(key ^ _mix(base | np.uint64(y)))
+    res_row = res_out[y]
+    bt = buf_t[y]
+    bx = buf_x[y]
+    bp = buf_p[y]
     # Pixels still stepping, in waves: every pixel, then those that fired, and so on;
     # the survivors of a wave are compacted to the front of xs, js, ts, rs, mus, s2s.
     n_act = width
     n = 0
     first = True
     while n_act > 0:
-        _attempts(row_seed, mus, s2s, js, rs, ts, dt, n_act, on_w, e_w, rate_w, r_w, fast_w, done_w,
-                  res_out[y], first)
+        _attempts(row_seed, mus, s2s, js, rs, ts, dt, n_act, on_w, r_w, t_w, j_w,
+                  fast_w, fire_w)
+        for a in range(n_act):  # the rare slow paths, redone exactly
+            if not fast_w[a]:
+                mu = mus[a]
+                # P(ON) from the reset level, only needed (and only computed) when r == 0.
+                p_reset = _p_on(mu, s2s[a], 1.0, 1.0) if rs[a] == 0.0 else 0.5
+                on, e, rate, j = _attempt(row_seed, js[a], mu, abs(mu), s2s[a], rs[a], p_reset)
+                left = dt - ts[a]
+                step = e * left * rate
+                on_w[a] = on
+                r_w[a] = rs[a] + step if on else rs[a] - step
+                t_w[a] = ts[a] + 1.0 / rate
+                j_w[a] = j
+                fire_w[a] = left * rate > 1.0
+        # Every pixel writes the residual it would carry (one that fired writes it again at
+        # its last step); then the pixels that fired record an event and move to the front.
+        n_fire = 0
+        if first:
+            for a in range(n_act):  # xs[a] == a: a vectorised copy
+                res_row[a] = r_w[a]
+                n_fire += fire_w[a]
+        else:
+            for a in range(n_act):
+                res_row[xs[a]] = r_w[a]
+                n_fire += fire_w[a]
         m = 0
-        for a in range(n_act):
-            if done_w[a]:  # the common case, settled by the vector pass
-                if not first:
-                    res_out[y, xs[a]] = r_w[a]
-                continue
-            if fast_w[a]:
-                on, e, rate, j = on_w[a], e_w[a], rate_w[a], js[a] + 2
-            else:
-                on, e, rate, j = _attempt(row_seed, js[a], mus[a], abs(mus[a]), s2s[a], rs[a],
-                                          _p_on(mus[a], s2s[a], 1.0, 1.0))
-            left = dt - ts[a]
-            if left * rate > 1.0:  # passage before the next frame: an event
-                t = ts[a] + 1.0 / rate
-                if n < cap:
-                    buf_t[y, n] = np.int64(np.rint(t))
-                    buf_x[y, n] = xs[a]
-                    buf_p[y, n] = 1 if on else 0
-                n += 1
-                xs[m] = xs[a]
-                js[m] = j
+        if 8 * n_fire < n_act:
+            # Few fire (the first wave of a quiet row): branch, the branch predicts well.
+            for a in range(n_act):
+                if fire_w[a]:
+                    t = t_w[a]
+                    if n < cap:
+                        bt[n] = np.int64(np.rint(t))
+                        bx[n] = xs[a]
+                        bp[n] = 1 if on_w[a] else 0
+                    n += 1
+                    xs[m] = xs[a]
+                    js[m] = j_w[a]
+                    ts[m] = t
+                    rs[m] = 0.0
+                    mus[m] = mus[a]
+                    s2s[m] = s2s[a]
+                    m += 1
+        else:
+            # Otherwise without branches (the outcome is a coin flip): every pixel writes an
+            # event into the next buffer slot, which only a firing pixel keeps; the slot
+            # index stops at cap, a spare column, when the row overflows (it is re-run then).
+            for a in range(n_act):
+                x = xs[a]
+                fire = fire_w[a]
+                t = t_w[a]
+                slot = min(n, cap)
+                bt[slot] = np.int64(np.rint(t if fire else 0.0))
+                bx[slot] = x
+                bp[slot] = 1 if on_w[a] else 0
+                n += fire
+                xs[m] = x
+                js[m] = j_w[a]
                 ts[m] = t
                 rs[m] = 0.0
                 mus[m] = mus[a]
                 s2s[m] = s2s[a]
-                m += 1
-            else:
-                # The reference's carry: the voltage moves linearly towards the barrier
-                # that would have been reached at t + tau.
-                step = e * left * rate
-                res_out[y, xs[a]] = rs[a] + step if on else rs[a] - step
+                m += fire
         n_act = m
         first = False
     counts[y] = n
@@ -259,7 +288,8 @@ def simulate_interval(l0, l1, res_in, res_out, dt, k, log_drift, key, interval,
 
     Writes per-row events (time offset rounded to integer us, x, polarity) to
     buf_*[row, :cap] and the exact per-row count to counts[row] (counts > cap means the
-    row overflowed and must be re-run with a larger cap; nothing else changes).
+    row overflowed and must be re-run with a larger cap; nothing else changes).  The
+    buffers need cap + 1 columns: column cap is scratch.
     res_out receives the residual carried into the next interval.
     """
     width = l0.shape[1]
@@ -273,15 +303,15 @@ def simulate_interval(l0, l1, res_in, res_out, dt, k, log_drift, key, interval,
     ts = np.empty(width)
     rs = np.empty(width)
     on_w = np.empty(width, np.bool_)
-    e_w = np.empty(width)
-    rate_w = np.empty(width)
     r_w = np.empty(width)
+    t_w = np.empty(width)
+    j_w = np.empty(width, np.int64)
     fast_w = np.empty(width, np.bool_)
-    done_w = np.empty(width, np.bool_)
+    fire_w = np.empty(width, np.bool_)
     for y in rows:
         _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6, log_drift,
                       key, base, cap, buf_t, buf_x, buf_p, counts,
-                      mus, s2s, xs, js, ts, rs, on_w, e_w, rate_w, r_w, fast_w, done_w)
+                      mus, s2s, xs, js, ts, rs, on_w, r_w, t_w, j_w, fast_w, fire_w)
 
 
 @njit(cache=True)
@@ -302,6 +332,29 @@ def gather_sorted(buf_t, buf_x, buf_p, counts, t0, dt, out_t, out_x, out_y, out_
             tr = buf_t[y, i]
             j = hist[tr]
             hist[tr] = j + 1
+            out_t[j] = t0 + tr
+            out_x[j] = buf_x[y, i]
+            out_y[j] = y
+            out_p[j] = buf_p[y, i]
+
+
+@njit(cache=True, nogil=True)
+def band_histogram(buf_t, counts, r0, r1, hist):
+    """hist[b + 1] = number of events of rows r0..r1-1 at time offset b (hist zeroed)."""
+    for y in range(r0, r1):
+        for i in range(counts[y]):
+            hist[buf_t[y, i] + 1] += 1
+
+
+@njit(cache=True, nogil=True)
+def band_scatter(buf_t, buf_x, buf_p, counts, r0, r1, t0, start, out_t, out_x, out_y, out_p):
+    """Stable scatter of rows r0..r1-1 into the output, start[b] being the first output
+    index of their events at time offset b (advanced as it goes)."""
+    for y in range(r0, r1):
+        for i in range(counts[y]):
+            tr = buf_t[y, i]
+            j = start[tr]
+            start[tr] = j + 1
             out_t[j] = t0 + tr
             out_x[j] = buf_x[y, i]
             out_y[j] = y
