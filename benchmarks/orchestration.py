@@ -93,10 +93,11 @@ def main() -> None:
         r = run(memory, Path(tmp) / "memory", LocalPool(1), args.threads or None, max_units=args.memory_scenes)
         rss = np.array(r["rss"])
         slope = np.polyfit(np.arange(len(rss)), rss, 1)[0] * 10
+        half = len(rss) // 2          # the second half, after caches have warmed up
+        late = np.polyfit(np.arange(half, len(rss)), rss[half:], 1)[0] * 10 if len(rss) - half >= 2 else float("nan")
         print(f"memory, 1 worker, {len(rss)} scenes ({args.memory_set}), no recycling: RSS first "
               f"{rss[0]:.0f} MB, median {np.median(rss):.0f}, last {rss[-1]:.0f}, max {rss.max():.0f}; "
-              f"slope {slope:+.1f} MB per 10 scenes (over scenes 10..: "
-              f"{np.polyfit(np.arange(10, len(rss)), rss[10:], 1)[0] * 10:+.1f})")
+              f"slope {slope:+.1f} MB per 10 scenes (second half: {late:+.1f})")
 
 
 if __name__ == "__main__":
