@@ -314,30 +314,6 @@ def simulate_interval(l0, l1, res_in, res_out, dt, k, log_drift, key, interval,
                       mus, s2s, xs, js, ts, rs, on_w, r_w, t_w, j_w, fast_w, fire_w)
 
 
-@njit(cache=True)
-def gather_sorted(buf_t, buf_x, buf_p, counts, t0, dt, out_t, out_x, out_y, out_p):
-    """Stable counting sort of the per-row buffers by time into the output fields.
-
-    A tie keeps buffer order (row, then wave, then pixel), so the output is deterministic.
-    (Serial: a parallel version writing the strided record fields ran slower.)
-    """
-    hist = np.zeros(dt + 2, np.int64)
-    for y in range(counts.shape[0]):
-        for i in range(counts[y]):
-            hist[buf_t[y, i] + 1] += 1
-    for b in range(1, dt + 2):
-        hist[b] += hist[b - 1]
-    for y in range(counts.shape[0]):
-        for i in range(counts[y]):
-            tr = buf_t[y, i]
-            j = hist[tr]
-            hist[tr] = j + 1
-            out_t[j] = t0 + tr
-            out_x[j] = buf_x[y, i]
-            out_y[j] = y
-            out_p[j] = buf_p[y, i]
-
-
 @njit(cache=True, nogil=True)
 def band_histogram(buf_t, counts, r0, r1, hist):
     """hist[b + 1] = number of events of rows r0..r1-1 at time offset b (hist zeroed)."""
@@ -359,6 +335,21 @@ def band_scatter(buf_t, buf_x, buf_p, counts, r0, r1, t0, start, out_t, out_x, o
             out_x[j] = buf_x[y, i]
             out_y[j] = y
             out_p[j] = buf_p[y, i]
+
+
+@njit(cache=True)
+def gather_sorted(buf_t, buf_x, buf_p, counts, t0, dt, out_t, out_x, out_y, out_p):
+    """Stable counting sort of the per-row buffers by time into the output fields.
+
+    A tie keeps buffer order (row, then wave, then pixel), so the output is deterministic.
+    (Serial: a parallel version writing the strided record fields ran slower.)
+    """
+    rows = counts.shape[0]
+    hist = np.zeros(dt + 2, np.int64)
+    band_histogram(buf_t, counts, 0, rows, hist)
+    for b in range(1, dt + 2):
+        hist[b] += hist[b - 1]
+    band_scatter(buf_t, buf_x, buf_p, counts, 0, rows, t0, hist, out_t, out_x, out_y, out_p)
 
 
 @njit(cache=True)
