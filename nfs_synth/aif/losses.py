@@ -107,6 +107,8 @@ class Eq17Loss(nn.Module):
 
     def __init__(self, perceptual: PerceptualLoss, alpha: float = 0.5, beta: float = 200.0):
         super().__init__()
+        if not (alpha >= 0 and beta >= 0 and alpha + beta > 0):
+            raise ValueError(f"Eq. 17 weights must be >= 0 and not both 0, got perceptual {alpha}, mse {beta}")
         self.perceptual, self.alpha, self.beta = perceptual, alpha, beta
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -43,6 +43,8 @@ def leak_rate(total_polarity: np.ndarray, duration_us: float, gray: np.ndarray, 
     at a rate linear in brightness; so the rate is a line in the gray level fitted to the median net
     polarity of brightness bins (medians ignore the pixels the sweep does change)."""
     edges = np.unique(np.quantile(gray, np.linspace(0.0, 1.0, bins + 1)))
+    if len(edges) < 2:  # a uniform image: one brightness, one rate
+        return np.full(gray.shape, np.median(total_polarity) / duration_us, np.float32)
     which = np.clip(np.searchsorted(edges, gray, side="right") - 1, 0, len(edges) - 2)
     centres, medians = [], []
     for b in range(len(edges) - 1):

@@ -12,7 +12,10 @@ NeuroRefocusNet input (64 channels, `NFS_BINS`)
   time bins, ordered from t_in to t_out, each pixel holding (#ON - #OFF). When t_out < t_in the bins
   run backwards in time and the polarities are negated, so the sum over bins is always the log-intensity
   change from input to target in contrast-threshold units (Eq. 2). Equal-time bins (the conference
-  code uses equal-count bins) keep a bin's meaning independent of the scene's event rate.
+  code uses equal-count bins) keep a bin's meaning independent of the scene's event rate. The sensor's
+  ON leak (DVS-Voltmeter's k4 + k5 * L, several events per pixel over a sweep at Table 3's k5, with a
+  rate the net cannot tell from one interval) is removed as the hand-crafted methods remove it:
+  `event_leak` fits the rate per pixel from the whole sweep, and each bin loses its expected share.
 - spikes, `spike_window`: the 64 readout steps nearest to t_out (3.2 ms at 20 kHz); their mean is the
   TFP image (a 64-step window where the TFP literature uses 41).
 
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from nfs_synth.aif.refocus import leak_rate
 
 NFS_BINS = 64
 # BT.709 luma weights on encoded values (Y'CbCr), matching the corpus' Rec.709 primaries
@@ -54,11 +59,30 @@ def luma_chroma_merge(luma_linear: torch.Tensor, image: torch.Tensor) -> torch.T
     return torch.stack([r2, g2, b2], 1).clamp(0, 1)
 
 
+def net_polarity(events: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(#ON - #OFF) per pixel of all the given events, (H, W) float32."""
+    out = np.zeros((height, width), np.float32)
+    np.add.at(out, (events["y"].astype(np.int64), events["x"].astype(np.int64)),
+              np.where(events["p"] > 0, 1.0, -1.0).astype(np.float32))
+    return out
+
+
+def event_leak(sweep_polarity: np.ndarray, sweep_us: float, image: np.ndarray) -> np.ndarray:
+    """Per-pixel ON-leak rate (events per us) of a sensor whose whole sweep (`sweep_us` long) left the
+    net polarity `sweep_polarity` (H, W), for an sRGB image (H, W, 3) of the scene: `refocus.leak_rate`
+    (a line in brightness fitted to the sweep's net polarity), with the BT.709 luma of the sRGB values
+    as brightness. Returns (H, W) float32."""
+    luma = np.asarray(image, np.float32) @ np.float32([_KR, _KG, _KB])
+    return leak_rate(sweep_polarity, float(max(sweep_us, 1)), luma)
+
+
 def event_stack(events: np.ndarray, t_in: int, t_out: int, height: int, width: int,
-                bins: int = NFS_BINS, x0: int = 0, y0: int = 0) -> np.ndarray:
+                bins: int = NFS_BINS, x0: int = 0, y0: int = 0, leak: np.ndarray | None = None) -> np.ndarray:
     """Signed event counts in `bins` equal time bins from t_in to t_out, window [y0:y0+height, x0:x0+width].
 
-    `events` may hold more than the interval and the window; the rest is ignored. Returns (bins, H, W) float32.
+    `events` may hold more than the interval and the window; the rest is ignored. `leak` (height, width),
+    events per us (`event_leak` of the window), is subtracted at its expected count per bin.
+    Returns (bins, H, W) float32.
     """
     if t_in == t_out:
         raise ValueError("event_stack needs distinct input and target times")
@@ -74,6 +98,8 @@ def event_stack(events: np.ndarray, t_in: int, t_out: int, height: int, width: i
         b, sign = bins - 1 - b, -sign
     out = np.zeros((bins, height, width), np.float32)
     np.add.at(out, (b, y, x), sign)
+    if leak is not None:  # ON leak counts against the direction of the stack, as the polarities do
+        out -= np.float32((1.0 if t_out > t_in else -1.0) * (hi - lo) / bins) * leak[None]
     return out
 
 

