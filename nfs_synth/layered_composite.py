@@ -19,6 +19,7 @@ import math
 import cv2
 import numpy as np
 import scipy.fft as sfft
+from numba import njit
 from scipy.special import j1
 
 # Below this diameter (px) the aperture's image is far smaller than the pixel filter: no blur.
@@ -28,6 +29,10 @@ SHARP_PX = 0.05
 # below ~4 % of its peak, and a frame then costs a fraction of the full-resolution FFTs.
 COARSE_PX = 12.0
 MAX_LEVEL = 3
+# 2 J1(x) / x is tabulated at this step: linear interpolation errs by at most step^2 / 32 (|f''| <= 1/4),
+# 2e-6 of the DC term, and costs a fraction of evaluating J1 at every frequency of every slab and frame.
+_AIRY_STEP = 1.0 / 128
+_airy_table = np.ones(1, np.float32)
 
 
 class LayeredSettingsError(ValueError):
@@ -54,6 +59,33 @@ def slab_edges(near_m: float, far_m: float, count: int) -> np.ndarray:
     return np.linspace(1.0 / near_m, 1.0 / far_m, count + 1)
 
 
+def disk_spectrum(diameter_px: float, radial_freq: np.ndarray) -> np.ndarray:
+    """Fourier transform (unit DC, real) of a uniform disk of the given diameter at radial frequencies
+    in cycles per pixel: 2 J1(x) / x with x = pi * diameter * radial_freq, from a table. float32."""
+    global _airy_table
+    if diameter_px < SHARP_PX:
+        return np.ones(np.shape(radial_freq), np.float32)
+    radial_freq = np.asarray(radial_freq, np.float32)
+    scale = np.float32(np.pi * diameter_px / _AIRY_STEP)  # radial frequency -> table index
+    needed = int(scale * radial_freq.max()) + 2
+    if needed > len(_airy_table):  # grow (doubling), once per new widest blur
+        arg = np.arange(max(needed, 2 * len(_airy_table))) * _AIRY_STEP
+        safe = np.where(arg > 0, arg, 1.0)
+        _airy_table = np.where(arg > 0, 2.0 * j1(safe) / safe, 1.0).astype(np.float32)
+    return _lookup(radial_freq, scale, _airy_table)
+
+
+@njit(cache=True)
+def _lookup(radial, scale, table):
+    out = np.empty_like(radial)
+    flat, res = radial.ravel(), out.ravel()
+    for i in range(flat.size):
+        x = flat[i] * scale
+        k = int(x)
+        res[i] = table[k] + (x - k) * (table[k + 1] - table[k])
+    return out
+
+
 def aperture_spectrum(diameter_px: float, fy: np.ndarray, fx: np.ndarray, blades: int = 0,
                       rotation_rad: float = 0.0, flipped: bool = False) -> np.ndarray:
     """Fourier transform (unit DC) of the aperture's image, at frequencies fy, fx in cycles per pixel.
@@ -68,9 +100,7 @@ def aperture_spectrum(diameter_px: float, fy: np.ndarray, fx: np.ndarray, blades
     if radius < 0.5 * SHARP_PX:
         return np.ones(np.broadcast_shapes(np.shape(kx), np.shape(ky)), np.complex128)
     if blades == 0:
-        arg = radius * np.hypot(kx, ky)
-        safe = np.where(arg > 1e-8, arg, 1.0)
-        return np.where(arg > 1e-8, 2.0 * j1(safe) / safe, 1.0).astype(np.complex128)
+        return disk_spectrum(diameter_px, np.hypot(fy, fx)).astype(np.complex128)
     angles = rotation_rad + np.pi / blades + 2.0 * np.pi * np.arange(blades) / blades
     sign = -1.0 if flipped else 1.0
     # (x, y) with y up -> image (col, row) with rows down.
@@ -130,25 +160,26 @@ class _Slab:
         self.canvas = (slice(cy0, cy1), slice(cx0, cx1))
         self.local = (slice(cy0 - self.y0, cy1 - self.y0), slice(cx0 - self.x0, cx1 - self.x0))
 
-    def level(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def level(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Spectrum cut to the band of a 2**m coarser grid (exact band-limited downsampling), with its
-        frequencies in cycles per full-resolution pixel."""
+        frequencies (fy, fx and radial) in cycles per full-resolution pixel."""
         if m not in self.levels:
             h, w = self.shape[0] >> m, self.shape[1] >> m
             fy, fx = sfft.fftfreq(self.shape[0]), sfft.rfftfreq(self.shape[1])
             rows = np.r_[0:h // 2, self.shape[0] - h // 2:self.shape[0]] if m else slice(None)
             cols = slice(0, w // 2 + 1)
             spectrum = self.spectrum[:, rows, cols] / np.float32(4 ** m)
-            self.levels[m] = (spectrum, fy[rows][:, None], fx[cols][None, :])
+            fy, fx = fy[rows][:, None], fx[cols][None, :]
+            self.levels[m] = (spectrum, fy, fx, np.hypot(fy, fx).astype(np.float32))
         return self.levels[m]
 
     def blurred(self, kernel_of, diameter: float) -> np.ndarray:
-        """The slab's window blurred by the aperture spectrum `kernel_of(fy, fx)`, (4, h, w)."""
+        """The slab's window blurred by the aperture spectrum `kernel_of(fy, fx, radial)`, (4, h, w)."""
         if diameter < SHARP_PX:
             return self.sharp[(slice(None), *self.local)]
         m = _level(diameter)
-        spectrum, fy, fx = self.level(m)
-        coarse = sfft.irfft2(spectrum * kernel_of(fy, fx), s=(self.shape[0] >> m, self.shape[1] >> m),
+        spectrum, fy, fx, radial = self.level(m)
+        coarse = sfft.irfft2(spectrum * kernel_of(fy, fx, radial), s=(self.shape[0] >> m, self.shape[1] >> m),
                              workers=self.workers)
         if m:
             # sample i of the coarse grid sits on full-resolution pixel i * 2**m
@@ -220,22 +251,11 @@ class SlabStack:
         transmit = np.ones((self.height, self.width), np.float32)  # through everything in front
         cover: dict[int, np.ndarray] = {}  # coverage of each group so far
         for slab in self.slabs:  # front to back
-            layer = self._blurred(slab, focus, f_number_scale)
             if slab.group not in cover:
                 cover[slab.group] = np.zeros_like(transmit)
-            window = slab.canvas
-            alpha = np.maximum(layer[3], 0.0)
-            room = np.maximum(1.0 - cover[slab.group][window], 0.0)
-            added = np.minimum(alpha, room)
-            safe = np.maximum(room, 1e-6)
-            # Pieces of one group (one object) add up until its coverage is full; other groups in
-            # front attenuate the piece multiplicatively ("over"), `transmit / room` being exactly
-            # the transmittance of the other groups.
-            weight = np.where(room > 1e-6, transmit[window] / safe, 0.0) \
-                * np.where(alpha > room, room / np.maximum(alpha, 1e-12), 1.0)
-            out[(slice(0, 3), *window)] += layer[:3] * weight
-            transmit[window] *= np.where(room > 1e-6, (room - added) / safe, 1.0)
-            cover[slab.group][window] += added
+            ys, xs = slab.canvas
+            _add_piece(self._blurred(slab, focus, f_number_scale), ys.start, xs.start,
+                       out, transmit, cover[slab.group])
         out[3] = 1.0 - transmit
         np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
         return out.transpose(1, 2, 0)
@@ -244,9 +264,37 @@ class SlabStack:
         defocus = slab.diopter - focus
         diameter = scale * self.px_per_diopter * abs(defocus)
 
-        def kernel_of(fy, fx):
-            spectrum = aperture_spectrum(diameter, fy, fx, self.blades, self.rotation, flipped=defocus > 0)
-            # a round aperture's spectrum is real: half the multiply work
-            return spectrum.real.astype(np.float32) if self.blades == 0 else spectrum.astype(np.complex64)
+        def kernel_of(fy, fx, radial):
+            if self.blades == 0:  # a round aperture's spectrum is real: half the multiply work
+                return disk_spectrum(diameter, radial)
+            return aperture_spectrum(diameter, fy, fx, self.blades, self.rotation,
+                                     flipped=defocus > 0).astype(np.complex64)
 
         return slab.blurred(kernel_of, diameter)
+
+
+@njit(cache=True)
+def _add_piece(layer, y0, x0, out, transmit, cover):
+    """Composite one blurred piece (4, h, w), at (y0, x0) of the canvas, behind what is there.
+
+    Pieces of one group (one object, sharing `cover`) add up until its coverage is full; other groups
+    in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
+    transmittance of the other groups.
+    """
+    one, tiny = np.float32(1.0), np.float32(1e-6)
+    for i in range(layer.shape[1]):
+        for j in range(layer.shape[2]):
+            y, x = y0 + i, x0 + j
+            alpha = max(layer[3, i, j], np.float32(0.0))
+            room = max(one - cover[y, x], np.float32(0.0))
+            added = min(alpha, room)
+            if room <= tiny:  # the group already covers this pixel
+                cover[y, x] += added
+                continue
+            weight = transmit[y, x] / room
+            if alpha > room:
+                weight *= room / alpha
+            for c in range(3):
+                out[c, y, x] += layer[c, i, j] * weight
+            transmit[y, x] *= (room - added) / room
+            cover[y, x] += added

@@ -32,6 +32,18 @@ def edge_spread(x, x0, radius):
     return 0.5 + (u * np.sqrt(1.0 - u * u) + np.arcsin(u)) / np.pi
 
 
+def test_disk_spectrum_table_matches_the_bessel_form():
+    # 2 J1(x)/x by linear interpolation at step 1/128: error <= step^2/32 * max|f''| (1/4) < 2e-6; the
+    # widest blur (x up to 440) grows the table past its previous end
+    from scipy.special import j1
+    f = np.linspace(0.0, 0.70710678, 4001, dtype=np.float32)
+    for diameter in (0.3, 7.0, 48.0, 200.0):
+        x = np.pi * diameter * f.astype(np.float64)
+        exact = np.where(x > 0, 2.0 * j1(np.where(x > 0, x, 1.0)) / np.where(x > 0, x, 1.0), 1.0)
+        np.testing.assert_allclose(lc.disk_spectrum(diameter, f), exact, atol=2e-6 + 1e-7, rtol=0)  # + float32
+    assert np.all(lc.disk_spectrum(0.01, f) == 1.0)  # below SHARP_PX: no blur
+
+
 def test_slab_count_from_tolerance():
     span, tol = 1.25, 0.5
     k = slab_count(span, PPD, tol)
