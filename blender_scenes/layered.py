@@ -110,10 +110,16 @@ class LayeredRenderer(SceneRenderer):
 
     def sweep(self) -> Iterator[np.ndarray]:
         """One (H, W, 3) float32 linear RGB frame per planned focus distance, in plan order."""
-        stack = self._slab_stack()
-        for distance in self.plan["sweep"]["focus_distance_m"]:
+        frames = self._slab_stack().frames(self.plan["sweep"]["focus_distance_m"])
+        while True:
             self._check_open()
-            yield self._composite(stack, distance, 1.0)
+            start = perf_counter()
+            rgba = next(frames, None)
+            if rgba is None:
+                return
+            rgb = self._with_world(rgba)
+            self.timings["composite"] += perf_counter() - start
+            yield rgb
 
     def all_in_focus(self) -> tuple[np.ndarray, np.ndarray]:
         """The slabs composited unblurred (ground_truth.f_number None) or blurred for that aperture
@@ -127,12 +133,16 @@ class LayeredRenderer(SceneRenderer):
 
     def _composite(self, stack: SlabStack, focus_m: float, scale: float) -> np.ndarray:
         start = perf_counter()
-        m, cam = self._margin, self.plan["camera"]
-        rgba = stack.frame(focus_m, scale)[m:m + cam["height"], m:m + cam["width"]]
-        # What every slab leaves uncovered shows the world, a uniform background (blur keeps it so).
-        rgb = rgba[..., :3] + (1.0 - rgba[..., 3:]) * self._world
+        rgb = self._with_world(stack.frame(focus_m, scale))
         self.timings["composite"] += perf_counter() - start
         return rgb
+
+    def _with_world(self, rgba: np.ndarray) -> np.ndarray:
+        """A composite (overscanned RGBA) cropped to the frame, over the world's uniform colour (what
+        every slab leaves uncovered shows the world; blur keeps it uniform)."""
+        m, cam = self._margin, self.plan["camera"]
+        rgba = rgba[m:m + cam["height"], m:m + cam["width"]]
+        return rgba[..., :3] + (1.0 - rgba[..., 3:]) * self._world
 
     def _slab_stack(self) -> SlabStack:
         self._check_open()

@@ -123,6 +123,23 @@ def test_back_to_front_over_with_premultiplied_alpha(monkeypatch):
     np.testing.assert_allclose(frame, expected, atol=2e-3)
 
 
+def test_threaded_frames_equal_sequential_frames():
+    rng = np.random.default_rng(4)
+    slabs = np.zeros((6, 48, 48, 4), np.float32)
+    for k in range(6):  # random opaque boxes at decreasing depth
+        y, x = rng.integers(0, 32, 2)
+        slabs[k, y:y + 16, x:x + 16] = (*rng.random(3), 1.0)
+    focus = list(np.linspace(0.5, 2.0, 7))
+    serial = SlabStack(slabs, np.linspace(2.0, 0.5, 6), PPD, (0.5, 2.0))
+    threaded = SlabStack(slabs, np.linspace(2.0, 0.5, 6), PPD, (0.5, 2.0), workers=2)
+    frames = list(threaded.frames(focus))
+    assert len(frames) == len(focus)
+    for f, frame in zip(focus, frames):  # same order, same bits
+        assert np.array_equal(frame, serial.frame(f))
+    with pytest.raises(LayeredSettingsError, match="workers"):
+        SlabStack(slabs, np.linspace(2.0, 0.5, 6), PPD, (0.5, 2.0), workers=0)
+
+
 def test_pieces_of_one_object_add_up_other_objects_occlude():
     h = w = 32
     near, far = np.zeros((h, w, 4), np.float32), np.zeros((h, w, 4), np.float32)
