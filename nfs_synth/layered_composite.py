@@ -36,6 +36,11 @@ MAX_LEVEL = 3
 # 2e-6 of the DC term, and costs a fraction of evaluating J1 at every frequency of every slab and frame.
 _AIRY_STEP = 1.0 / 128
 _airy_table = np.ones(1, np.float32)
+# Seam filling (SlabStack._seam_gains) acts only where an object's pieces already cover this much, and
+# by at most this factor: below, a blurred piece's alpha is mostly band-limiting ringing, and dividing
+# by it would amplify noise rather than fill a seam.
+SEAM_MIN_COVER = 0.05
+SEAM_MAX_GAIN = 1.5
 
 
 class LayeredSettingsError(ValueError):
@@ -142,18 +147,19 @@ def _level(diameter_px: float) -> int:
 
 
 class _Slab:
-    """One slab's crop: position on the canvas and the spectrum of its 4 channels."""
+    """One slab's crop: position on the canvas and the spectrum of its channels (premultiplied RGBA,
+    then, for an object in several pieces, the object's whole silhouette)."""
 
     def __init__(self, rgba: np.ndarray, diopter: float, group: int, pad: int,
                  box: tuple[int, int, int, int]):
         y0, y1, x0, x1 = box
         hc, wc = rgba.shape[1:]
-        self.diopter, self.group = diopter, group
+        self.diopter, self.group, self.pieced = diopter, group, len(rgba) > 4
         self.y0, self.x0 = y0 - pad, x0 - pad
         self.shape = (_fft_size(y1 - y0 + 2 * pad), _fft_size(x1 - x0 + 2 * pad))
         # Zeros beyond the canvas as well: the FFT buffer holds the whole blurred footprint, so the
         # circular convolution never wraps light from one side onto the other.
-        buf = np.zeros((4, *self.shape), np.float32)
+        buf = np.zeros((len(rgba), *self.shape), np.float32)
         cy0, cx0 = max(self.y0, 0), max(self.x0, 0)
         cy1, cx1 = min(self.y0 + self.shape[0], hc), min(self.x0 + self.shape[1], wc)
         buf[:, cy0 - self.y0:cy1 - self.y0, cx0 - self.x0:cx1 - self.x0] = rgba[:, cy0:cy1, cx0:cx1]
@@ -227,20 +233,34 @@ class SlabStack:
         self.focus_diopters = (float(min(focus_diopters)), float(max(focus_diopters)))
         self.blades, self.rotation, self.workers = int(blades), float(rotation_rad), int(workers)
         self.height, self.width = np.shape(slabs[0])[:2]
-        self.slabs: list[_Slab] = []
+        kept = []
         for slab, diopter, group in zip(slabs, diopters, groups):
             slab = np.asarray(slab, np.float32)
             if slab.shape != (self.height, self.width, 4) or not np.all(np.isfinite(slab)):
                 raise LayeredSettingsError(f"each slab must be a finite (H, W, 4) array like the first "
                                            f"({self.height}, {self.width}, 4), got {slab.shape}")
             rgba = np.ascontiguousarray(slab.transpose(2, 0, 1))
+            if np.any(rgba[3] > 0):  # an empty slab costs nothing in any frame
+                kept.append((rgba, float(diopter), int(group)))
+        # Objects in several pieces also blur their whole silhouette with each piece's kernel (see frame)
+        silhouettes: dict[int, np.ndarray] = {}
+        for rgba, _, group in kept:
+            silhouettes[group] = silhouettes.get(group, 0.0) + rgba[3]
+        pieces = {g: sum(k[2] == g for k in kept) for g in silhouettes}
+        self.slabs: list[_Slab] = []
+        for rgba, diopter, group in kept:
             rows, cols = np.nonzero(rgba[3] > 0)
-            if rows.size == 0:
-                continue  # empty slab: costs nothing in any frame
             defocus = max(abs(diopter - d) for d in self.focus_diopters)
             pad = int(math.ceil(0.5 * self.px_per_diopter * defocus)) + 2
             box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
-            self.slabs.append(_Slab(rgba, float(diopter), int(group), pad, box))
+            if pieces[group] > 1:
+                # the silhouette within one blur radius (+2) of the piece, and twice the padding, so
+                # that its blur reaches wherever the piece's does without wrapping around the buffer
+                near = np.zeros_like(rgba[3])
+                near[max(box[0] - pad, 0):box[1] + pad, max(box[2] - pad, 0):box[3] + pad] = 1.0
+                rgba = np.concatenate([rgba, (np.minimum(silhouettes[group], 1.0) * near)[None]])
+                pad *= 2
+            self.slabs.append(_Slab(rgba, diopter, group, pad, box))
 
     def frames(self, focus_m: Iterable[float], f_number_scale: float = 1.0) -> Iterator[np.ndarray]:
         """`frame` for each focus distance, in order, `workers` frames at a time in threads (the FFTs
@@ -269,18 +289,44 @@ class SlabStack:
         if not (lo - 1e-9 <= focus <= hi + 1e-9) or not 0.0 <= f_number_scale <= 1.0:
             raise LayeredSettingsError(f"focus {focus_m} m (or aperture scale {f_number_scale}) is outside "
                                        f"the range this stack was padded for ({1 / hi:.4g}..{1 / lo:.4g} m)")
+        layers = [self._blurred(slab, focus, f_number_scale) for slab in self.slabs]
+        gains = self._seam_gains(layers)
         out = np.zeros((4, self.height, self.width), np.float32)
         transmit = np.ones((self.height, self.width), np.float32)  # through everything in front
         cover: dict[int, np.ndarray] = {}  # coverage of each group so far
-        for slab in self.slabs:  # front to back
+        for slab, layer in zip(self.slabs, layers):  # front to back
             if slab.group not in cover:
                 cover[slab.group] = np.zeros_like(transmit)
             ys, xs = slab.canvas
-            _add_piece(self._blurred(slab, focus, f_number_scale), ys.start, xs.start,
-                       out, transmit, cover[slab.group])
+            layer = layer[:4] * gains[slab.group][ys, xs] if slab.pieced else layer
+            _add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group])
         out[3] = 1.0 - transmit
         np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
         return out.transpose(1, 2, 0)
+
+    def _seam_gains(self, layers: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """Per object in several pieces, the factor (>= 1) that fills the coverage its pieces lose at
+        their seams. Pieces blurred by different amounts do not add up to the blurred object: a seam
+        between a sharper and a blurrier piece lets what is behind show through, by an amount that
+        changes with focus. The coverage the object should have is estimated per pixel as the whole
+        silhouette blurred with each piece's kernel, weighted by that piece's share of the coverage
+        there: 1 inside the object, the piece's own edge at the object's outline. Only deficits are
+        filled (where pieces overlap, nearer ones already occlude the others in `_add_piece`).
+        """
+        total: dict[int, np.ndarray] = {}
+        target: dict[int, np.ndarray] = {}
+        for slab, layer in zip(self.slabs, layers):
+            if not slab.pieced:
+                continue
+            if slab.group not in total:
+                total[slab.group] = np.zeros((self.height, self.width), np.float32)
+                target[slab.group] = np.zeros((self.height, self.width), np.float32)
+            alpha = np.maximum(layer[3], 0.0)
+            total[slab.group][slab.canvas] += alpha
+            target[slab.group][slab.canvas] += alpha * np.clip(layer[4], 0.0, 1.0)
+        return {g: np.where(total[g] > SEAM_MIN_COVER,
+                            np.clip(target[g] / np.maximum(total[g], SEAM_MIN_COVER) ** 2, 1.0, SEAM_MAX_GAIN), 1.0)
+                for g in total}
 
     def _blurred(self, slab: _Slab, focus: float, scale: float) -> np.ndarray:
         defocus = slab.diopter - focus

@@ -140,6 +140,24 @@ def test_threaded_frames_equal_sequential_frames():
         SlabStack(slabs, np.linspace(2.0, 0.5, 6), PPD, (0.5, 2.0), workers=0)
 
 
+def test_seams_between_pieces_of_one_object_are_filled(monkeypatch):
+    # A red square in two pieces blurred 17 and 19 px wide (adjacent slabs) over a green background:
+    # the pieces' coverages leave a seam where green shows through; the seam gains must close most of
+    # it and leave the object's outline (far from the seam) untouched.
+    h = w = 128
+    near, far = np.zeros((h, w, 4), np.float32), np.zeros((h, w, 4), np.float32)
+    near[32:96, 32:64] = far[32:96, 64:96] = (0.5, 0.0, 0.0, 1.0)
+    stack = SlabStack(np.stack([near, far, opaque(h, w, (0.0, 1.0, 0.0))]), [1.15, 1.05, 0.5], 20.0,
+                      (0.5, 2.0), groups=[1, 1, 2])
+    filled = stack.frame(0.5)
+    monkeypatch.setattr(stack, "_seam_gains", lambda layers: {1: np.ones((h, w), np.float32)})
+    plain = stack.frame(0.5)
+    seam = (slice(48, 80), slice(56, 72))
+    assert plain[seam][..., 1].max() > 0.02  # the leak the gains are for (a 2-px blur difference)
+    assert filled[seam][..., 1].max() < 0.5 * plain[seam][..., 1].max()
+    np.testing.assert_allclose(filled[:, :40], plain[:, :40], atol=1e-4)  # the left outline
+
+
 def test_pieces_of_one_object_add_up_other_objects_occlude():
     h = w = 32
     near, far = np.zeros((h, w, 4), np.float32), np.zeros((h, w, 4), np.float32)
