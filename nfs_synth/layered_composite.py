@@ -233,6 +233,7 @@ class SlabStack:
         self.focus_diopters = (float(min(focus_diopters)), float(max(focus_diopters)))
         self.blades, self.rotation, self.workers = int(blades), float(rotation_rad), int(workers)
         self.height, self.width = np.shape(slabs[0])[:2]
+        self._unit_gain = np.ones((self.height, self.width), np.float32)
         kept = []
         for slab, diopter, group in zip(slabs, diopters, groups):
             slab = np.asarray(slab, np.float32)
@@ -298,8 +299,8 @@ class SlabStack:
             if slab.group not in cover:
                 cover[slab.group] = np.zeros_like(transmit)
             ys, xs = slab.canvas
-            layer = layer[:4] * gains[slab.group][ys, xs] if slab.pieced else layer
-            _add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group])
+            _add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group],
+                       gains.get(slab.group, self._unit_gain))
         out[3] = 1.0 - transmit
         np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
         return out.transpose(1, 2, 0)
@@ -313,20 +314,14 @@ class SlabStack:
         there: 1 inside the object, the piece's own edge at the object's outline. Only deficits are
         filled (where pieces overlap, nearer ones already occlude the others in `_add_piece`).
         """
-        total: dict[int, np.ndarray] = {}
-        target: dict[int, np.ndarray] = {}
+        sums: dict[int, np.ndarray] = {}  # per group: summed coverage, coverage-weighted silhouette blur
         for slab, layer in zip(self.slabs, layers):
-            if not slab.pieced:
-                continue
-            if slab.group not in total:
-                total[slab.group] = np.zeros((self.height, self.width), np.float32)
-                target[slab.group] = np.zeros((self.height, self.width), np.float32)
-            alpha = np.maximum(layer[3], 0.0)
-            total[slab.group][slab.canvas] += alpha
-            target[slab.group][slab.canvas] += alpha * np.clip(layer[4], 0.0, 1.0)
-        return {g: np.where(total[g] > SEAM_MIN_COVER,
-                            np.clip(target[g] / np.maximum(total[g], SEAM_MIN_COVER) ** 2, 1.0, SEAM_MAX_GAIN), 1.0)
-                for g in total}
+            if slab.pieced:
+                if slab.group not in sums:
+                    sums[slab.group] = np.zeros((2, self.height, self.width), np.float32)
+                ys, xs = slab.canvas
+                _accumulate_seam(layer, ys.start, xs.start, sums[slab.group])
+        return {g: _seam_gain(acc, SEAM_MIN_COVER, SEAM_MAX_GAIN) for g, acc in sums.items()}
 
     def _blurred(self, slab: _Slab, focus: float, scale: float) -> np.ndarray:
         defocus = slab.diopter - focus
@@ -342,8 +337,32 @@ class SlabStack:
 
 
 @njit(cache=True, nogil=True)
-def _add_piece(layer, y0, x0, out, transmit, cover):
-    """Composite one blurred piece (4, h, w), at (y0, x0) of the canvas, behind what is there.
+def _accumulate_seam(layer, y0, x0, sums):
+    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4)."""
+    for i in range(layer.shape[1]):
+        for j in range(layer.shape[2]):
+            alpha = max(layer[3, i, j], np.float32(0.0))
+            sums[0, y0 + i, x0 + j] += alpha
+            sums[1, y0 + i, x0 + j] += alpha * min(max(layer[4, i, j], np.float32(0.0)), np.float32(1.0))
+
+
+@njit(cache=True, nogil=True)
+def _seam_gain(sums, min_cover, max_gain):
+    """Per pixel: target / total^2 (the coverage-weighted silhouette blur over the summed coverage),
+    within [1, max_gain]; 1 where the pieces cover less than min_cover."""
+    gain = np.ones(sums.shape[1:], np.float32)
+    for y in range(gain.shape[0]):
+        for x in range(gain.shape[1]):
+            total = sums[0, y, x]
+            if total > min_cover:
+                gain[y, x] = min(max(sums[1, y, x] / (total * total), np.float32(1.0)), np.float32(max_gain))
+    return gain
+
+
+@njit(cache=True, nogil=True)
+def _add_piece(layer, y0, x0, out, transmit, cover, gain):
+    """Composite one blurred piece (4 or more, h, w), at (y0, x0) of the canvas, behind what is there,
+    its premultiplied RGBA scaled by `gain` (canvas-sized).
 
     Pieces of one group (one object, sharing `cover`) add up until its coverage is full; other groups
     in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
@@ -353,7 +372,8 @@ def _add_piece(layer, y0, x0, out, transmit, cover):
     for i in range(layer.shape[1]):
         for j in range(layer.shape[2]):
             y, x = y0 + i, x0 + j
-            alpha = max(layer[3, i, j], np.float32(0.0))
+            g = gain[y, x]
+            alpha = max(layer[3, i, j] * g, np.float32(0.0))
             room = max(one - cover[y, x], np.float32(0.0))
             added = min(alpha, room)
             if room <= tiny:  # the group already covers this pixel
@@ -363,6 +383,6 @@ def _add_piece(layer, y0, x0, out, transmit, cover):
             if alpha > room:
                 weight *= room / alpha
             for c in range(3):
-                out[c, y, x] += layer[c, i, j] * weight
+                out[c, y, x] += layer[c, i, j] * g * weight
             transmit[y, x] *= (room - added) / room
             cover[y, x] += added
