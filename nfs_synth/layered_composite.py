@@ -15,7 +15,7 @@ transform, i.e. the band-limited continuous disk (or polygon), with no extra pix
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
@@ -184,7 +184,7 @@ class _Slab:
         return self.levels[m]
 
     def blurred(self, kernel_of, diameter: float) -> np.ndarray:
-        """The slab's window blurred by the aperture spectrum `kernel_of(fy, fx, radial)`, (4, h, w)."""
+        """The slab's window blurred by the aperture spectrum `kernel_of(fy, fx, radial)`, (channels, h, w)."""
         if diameter < SHARP_PX:
             return self.sharp[(slice(None), *self.local)]
         m = _level(diameter)
@@ -247,7 +247,7 @@ class SlabStack:
         silhouettes: dict[int, np.ndarray] = {}
         for rgba, _, group in kept:
             silhouettes[group] = silhouettes.get(group, 0.0) + rgba[3]
-        pieces = {g: sum(k[2] == g for k in kept) for g in silhouettes}
+        pieces = Counter(group for _, _, group in kept)
         self.slabs: list[_Slab] = []
         for rgba, diopter, group in kept:
             rows, cols = np.nonzero(rgba[3] > 0)
