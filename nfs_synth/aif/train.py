@@ -203,7 +203,6 @@ def _resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
 def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Path:
     """Trains (or resumes) a run in cfg.out; returns the path of its last checkpoint."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / LAST
     payload = None
     if resume:
@@ -227,6 +226,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
     dataset = dataset if dataset is not None else make_dataset(cfg)
     log(f"{cfg.stage}/{cfg.modality}: {count_parameters(model):,} parameters, {len(dataset)} samples/epoch, "
         f"device {device}, autocast {amp_dtype or 'off'}, epochs {start}..{cfg.epochs}")
+    out.mkdir(parents=True, exist_ok=True)  # only once the run's settings and data are known to be good
     new_log = not (out / LOG).exists()
     with open(out / LOG, "a", newline="") as fh:
         writer = csv.DictWriter(fh, _LOG_FIELDS)
