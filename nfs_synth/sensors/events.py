@@ -34,10 +34,14 @@ INTENSITY_MODES = ("srgb_luminance", "linear_luminance")
 RECIPE_KEYS = frozenset(("enabled", "preset", *PARAM_NAMES, "ranges", "random_initial_residual",
                          "log_drift", "quantize_8bit", "intensity"))
 
-# Longest interval (us) sorted by counting sort; longer ones use a stable argsort.
+# Longest interval (us) whose time histograms the kernel builds in passing (per band; the
+# counting sort then runs in bands, in threads); up to _COUNTING_SORT_MAX_DT a serial
+# counting sort, beyond it a stable argsort.
+_FUSED_SORT_MAX_DT = 1 << 16
 _COUNTING_SORT_MAX_DT = 1 << 22
 _ROWS_PER_TASK = 8
-_EVENTS_PER_GATHER_TASK = 32768  # fewer events per thread are sorted serially
+_EVENTS_PER_GATHER_TASK = 65536  # fewer events are scattered in one thread
+_NO_HIST = np.zeros(0, np.int64)
 _POOLS = {}
 
 
@@ -219,7 +223,10 @@ class EventSimulator:
             self._prev, self._t_prev = cur, t_us
             return np.empty(0, EVENT_DTYPE)
         dt = t_us - self._t_prev
-        self._run(self._prev, cur, dt, self._rows)
+        edges = self._band_edges()
+        # Per band, the histogram of event times the kernel builds for the counting sort.
+        hist = np.zeros((len(edges) - 1, dt + 2 if dt <= _FUSED_SORT_MAX_DT else 0), np.int64)
+        self._run(self._prev, cur, dt, edges, hist)
         over = np.flatnonzero(self._counts > self._cap)
         if over.size:
             # Counter-based randomness makes re-running those rows identical, only complete.
@@ -227,62 +234,63 @@ class EventSimulator:
             self._alloc(int(self._counts.max() * 1.25) + 16)
             for new_buf, old_buf in zip((self._buf_t, self._buf_x, self._buf_p), old):
                 new_buf[:, :old_buf.shape[1]] = old_buf
-            self._run(self._prev, cur, dt, over.astype(np.int64))
-        events = self._gather(self._t_prev, dt)
+            self._simulate(self._prev, cur, dt, over.astype(np.int64), _NO_HIST)
+            if hist.size:  # recount: the first run counted events it could not store
+                hist[:] = 0
+                for b in range(len(hist)):
+                    _k.band_histogram(self._buf_t, self._counts, edges[b], edges[b + 1], hist[b])
+        events = self._gather(self._t_prev, dt, edges, hist)
         self._res, self._res_next = self._res_next, self._res
         self._prev, self._t_prev = cur, t_us
         self._interval += 1
         return events
 
-    def _run(self, l0, l1, dt, rows):
-        def run(band):
-            _k.simulate_interval(l0, l1, self._res, self._res_next, float(dt), self._k, self.log_drift,
-                                 self._key, self._interval, band, self._cap, self._buf_t, self._buf_x,
-                                 self._buf_p, self._counts)
+    def _band_edges(self) -> np.ndarray:
+        """Row bands, a few per thread: a delayed thread holds up less."""
+        threads = min(numba.get_num_threads(), self.height // _ROWS_PER_TASK)
+        bands = min(2 * threads, self.height // _ROWS_PER_TASK) if threads > 1 else 1
+        return np.linspace(0, self.height, bands + 1).astype(np.int64)
 
-        threads = min(numba.get_num_threads(), len(rows) // _ROWS_PER_TASK)
-        if threads <= 1:
-            run(rows)
-            return
-        # Plain threads on the GIL-free kernel, several row bands each: a waiting thread
-        # sleeps instead of spinning (OpenMP's default), and a delayed one holds up no one.
-        list(_pool(threads).map(run, np.array_split(rows, min(2 * threads, len(rows) // _ROWS_PER_TASK))))
+    def _simulate(self, l0, l1, dt, rows, hist):
+        _k.simulate_interval(l0, l1, self._res, self._res_next, float(dt), self._k, self.log_drift,
+                             self._key, self._interval, rows, self._cap, self._buf_t, self._buf_x,
+                             self._buf_p, self._counts, hist)
 
-    def _gather(self, t0, dt):
+    def _run(self, l0, l1, dt, edges, hist):
+        def run(b):
+            self._simulate(l0, l1, dt, self._rows[edges[b]:edges[b + 1]], hist[b])
+
+        # Plain threads on the GIL-free kernel: a waiting thread sleeps instead of spinning
+        # (OpenMP's default), and a delayed one holds up no one.
+        self._map(run, len(edges) - 1)
+
+    def _map(self, fn, tasks):
+        if tasks == 1:
+            fn(0)
+        else:
+            list(_pool(min(numba.get_num_threads(), tasks)).map(fn, range(tasks)))
+
+    def _gather(self, t0, dt, edges, hist):
         n = int(self._counts.sum())
         out = np.empty(n, EVENT_DTYPE)
         if n == 0:
             return out
         fields = (out["t"], out["x"], out["y"], out["p"])
-        threads = min(numba.get_num_threads(), n // _EVENTS_PER_GATHER_TASK, self.height)
-        if dt <= _COUNTING_SORT_MAX_DT and threads > 1 and (dt + 2) * threads <= n:
-            self._gather_parallel(t0, dt, threads, fields)
-            return out
-        if dt <= _COUNTING_SORT_MAX_DT:
-            _k.gather_sorted(self._buf_t, self._buf_x, self._buf_p, self._counts, t0, dt, *fields)
-            return out
-        _k.gather_rows(self._buf_t, self._buf_x, self._buf_p, self._counts, t0, *fields)
-        return out[np.argsort(out["t"], kind="stable")]
-
-    def _gather_parallel(self, t0, dt, threads, fields):
-        """The counting sort of `gather_sorted` over bands of consecutive rows in threads:
-        within one microsecond, band b's events follow those of bands < b, so the order
-        (time, row, buffer position) and hence the output are the serial one's."""
-        edges = np.linspace(0, self.height, threads + 1).astype(np.int64)
-        hist = np.zeros((threads, dt + 2), np.int64)
         bufs = (self._buf_t, self._buf_x, self._buf_p, self._counts)
-        pool = _pool(threads)
-        list(pool.map(lambda b: _k.band_histogram(self._buf_t, self._counts, edges[b], edges[b + 1], hist[b]),
-                      range(threads)))
-        # First output index of (band b, offset tr): all events at earlier offsets, then
-        # those of earlier bands at tr.
-        flat = hist[:, 1:].T.ravel()  # offset-major, band-minor
-        start = np.empty(flat.size, np.int64)
-        start[0] = 0
-        np.cumsum(flat[:-1], out=start[1:])
-        start = np.ascontiguousarray(start.reshape(dt + 1, threads).T)
-        list(pool.map(lambda b: _k.band_scatter(*bufs, edges[b], edges[b + 1], t0, start[b], *fields),
-                      range(threads)))
+        if hist.size:  # the counting sort in bands, with the kernel's histograms
+            start = _k.band_starts(hist)
+            scatter = lambda b: _k.band_scatter(*bufs, edges[b], edges[b + 1], t0, start[b], *fields)
+            if n < _EVENTS_PER_GATHER_TASK:
+                for b in range(len(edges) - 1):
+                    scatter(b)
+            else:
+                self._map(scatter, len(edges) - 1)
+        elif dt <= _COUNTING_SORT_MAX_DT:
+            _k.gather_sorted(*bufs, t0, dt, *fields)
+        else:
+            _k.gather_rows(*bufs, t0, *fields)
+            out = out[np.argsort(out["t"], kind="stable")]
+        return out
 
 
 def simulate(frames, t_us, params, seed, **options) -> np.ndarray:
