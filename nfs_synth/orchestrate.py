@@ -1,8 +1,8 @@
 """Many scenes: choose the ones to make, skip the complete ones, run the rest on a pool, keep the ledger.
 
 A scene file is complete when it exists (files appear only by rename), so a run adopts files whose
-manifest entry a killed driver never wrote, and removes the temporaries of its own scenes that a
-killed run left behind.
+manifest entry a killed driver never wrote, remakes files damaged since their entry was written, and
+removes the temporaries of its own scenes that a killed run left behind.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import h5py
 from tqdm import tqdm
 
 from . import textures
@@ -110,14 +111,33 @@ def run_units(units: list, record, pool, policy: Policy, *, progress: bool = Tru
             bar.update()
 
 
+def damage(path: Path, entry: dict) -> str | None:
+    """Why the file of a complete manifest entry is not intact, or None. Quick: a size unlike the
+    recorded one or a file that does not open; `nfs-synth validate` reads the content."""
+    if not path.is_file():
+        return "file missing"
+    if path.stat().st_size != entry["bytes"]:
+        return f"{path.stat().st_size} bytes, the manifest says {entry['bytes']} (truncated or replaced)"
+    try:
+        h5py.File(path, "r").close()
+    except OSError as err:
+        return f"not a readable HDF5 file ({err})"
+    return None
+
+
 def pending(out_dir: Path, scenes: range, ledger: Ledger) -> list[int]:
-    """Selected scenes without a complete file; files without a complete entry are adopted."""
+    """Selected scenes without an intact file; files without a complete entry are adopted."""
     entries = ledger.entries()
     todo = []
     for index in scenes:
         path = scene_path(out_dir, index)
         entry = entries.get(index)
-        if entry and entry["status"] == "complete" and path.is_file():
+        if entry and entry["status"] == "complete":
+            problem = damage(path, entry)
+            if problem is None:
+                continue
+            print(f"scene {index}: {path.name}: {problem}; making it again", file=sys.stderr)
+            todo.append(index)
             continue
         try:
             ledger.record(scene_entry(path, index))

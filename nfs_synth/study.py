@@ -24,9 +24,9 @@ from pathlib import Path
 
 import h5py
 
-from .corpus.scene_file import TMP_MARK, SceneReader
+from .corpus.scene_file import TMP_MARK, SceneFileError, SceneReader
 from .ledger import Ledger, corpus_manifest
-from .orchestrate import FileUnit, clean_stale_temporaries, pending, run_units
+from .orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
 from .pipeline import SensorRig, scene_entry, scene_path
 from .recipe import RecipeError, apply_override, parse_override, to_json, validate
 
@@ -117,6 +117,8 @@ def prepare_study(corpus: str | Path, into: str | Path, grid: dict[str, list]) -
     source = corpus_manifest(corpus)
     if source is None:
         raise RecipeError(f"{corpus} is not a corpus (no manifest.json)")
+    if into in (corpus, corpus / "scenes"):
+        raise RecipeError(f"--into {into} would write the study into the source corpus; give it a folder of its own")
     found = variants(source["recipe"], grid)
     existing = into / STUDY_FILE
     if existing.is_file() and json.loads(existing.read_text())["grid"] != grid:
@@ -132,6 +134,11 @@ def run_study(corpus: str | Path, into: str | Path, grid: dict[str, list], pool,
     source, found = prepare_study(corpus, into, grid)
     complete = {e["index"]: e for e in source["scenes"] if e["status"] == "complete"}
     scenes = scenes if scenes is not None else range(source["recipe"]["corpus"]["scenes"])
+    # Every variant links to its source: a damaged one fails here, once, not in every retry of every variant.
+    for entry in (complete[i] for i in scenes if i in complete):
+        if problem := damage(corpus / entry["file"], entry):
+            raise SceneFileError(f"source scene file {corpus / entry['file']}: {problem}; re-run "
+                                 f"generate.py --out {corpus} with its recipe to remake it")
     into.mkdir(parents=True, exist_ok=True)
     (into / STUDY_FILE).write_text(json.dumps({
         "format": "nfs_synth sensor study", "source": os.path.relpath(corpus, into), "grid": grid,

@@ -104,6 +104,12 @@ def test_bad_requests_fail_clearly(corpus, tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     assert run("--methods", "handcraft-ev", "--option", "grid=0") == 2
     assert "invalid option grid=0" in capsys.readouterr().err
+    assert run("--methods", "input,handcraft-ev", "--option", "gird=8") == 2
+    err = capsys.readouterr().err
+    assert "unknown --option gird; the chosen methods read " in err and "grid, " in err
+    assert "checkpoints_ev" not in err  # only what the chosen methods read
+    assert run("--methods", "input", "--option", "grid=8") == 2
+    assert "unknown --option grid; the chosen methods read no options" in capsys.readouterr().err
     assert cli.main(["evaluate", str(tmp_path), "--methods", "input"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
 

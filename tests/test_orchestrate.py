@@ -1,5 +1,6 @@
 """Scale-out: the same data from any pool or shard split, resume after SIGKILL, retries and failures."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,18 @@ def test_driver_killed_then_rerun_completes_identically(reference, tmp_path):
     assert generate(out, "--workers", 2) == 0
     assert hashes(out) == hashes(reference[0]) and is_valid(out)
     assert not list(out.rglob(f"*{TMP_MARK}*"))
+
+
+def test_damaged_scene_file_is_made_again(reference, tmp_path, capsys):
+    out = tmp_path / "corpus"
+    shutil.copytree(reference[0], out)
+    damaged = out / "scenes" / "scene_00001.h5"
+    with open(damaged, "r+b") as f:             # what `truncate -s` leaves
+        f.truncate(damaged.stat().st_size // 2)
+    assert generate(out) == 0
+    err = capsys.readouterr().err
+    assert "scene 1: scene_00001.h5: " in err and "(truncated or replaced); making it again" in err
+    assert hashes(out) == hashes(reference[0]) and is_valid(out)
 
 
 def test_failing_scenes_are_retried_reported_and_others_complete(reference, tmp_path, monkeypatch, capsys):

@@ -51,8 +51,10 @@ def test_defaults_fill_every_key_and_shipped_recipes_validate():
 def test_overrides_are_typed_and_validated():
     r = load_recipe(None, ["sweep.frames=48", "sensors.events.k1=4.5", "textures.source=bundled"])
     assert r["sweep"]["frames"] == 48 and r["sensors"]["events"]["k1"] == 4.5
-    with pytest.raises(RecipeError, match="'sweep.frames' = 0 is out of range"):
-        load_recipe(None, ["sweep.frames=0"])
+    with pytest.raises(RecipeError, match="^--set sweep.frames=0: 'sweep.frames' = 0 is out of range"):
+        load_recipe(None, ["sweep.frames=0"])  # blamed on the override, not on the recipe file
+    with pytest.raises(RecipeError, match="^--set camera.widht=3: unknown key 'camera.widht'"):
+        load_recipe(None, ["camera.widht=3"])
     with pytest.raises(RecipeError, match="expected KEY=VALUE"):
         load_recipe(None, ["sweep.frames"])
 

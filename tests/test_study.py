@@ -1,5 +1,6 @@
 """Sensor studies re-simulate stored renders: no Blender, no copied frames, provenance recorded."""
 import json
+import shutil
 
 import h5py
 import hdf5plugin  # noqa: F401
@@ -45,3 +46,17 @@ def test_study_rejects_non_sensor_keys(reference, tmp_path):
     assert main(["simulate", str(reference[0]), "--into", str(study), "--set", "render.samples=4,8"]) == 2
     assert main(["simulate", str(reference[0]), "--into", str(study), "--set", "sensors.events.k1=-1"]) == 2
     assert not study.exists()
+
+
+def test_study_refuses_its_source_and_damaged_sources(reference, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(reference[0], corpus)
+    before = sorted(corpus.rglob("*"))
+    grid = ["--set", "sensors.events.k1=4.0", "--no-progress"]
+    assert main(["simulate", str(corpus), "--into", str(corpus), *grid]) == 2
+    assert "would write the study into the source corpus" in capsys.readouterr().err
+    (corpus / "scenes" / "scene_00002.h5").write_bytes(b"not hdf5")    # refused once, not retried per variant
+    assert main(["simulate", str(corpus), "--into", str(tmp_path / "study"), *grid]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: source scene file ") and "scene_00002.h5: " in err and err.count("\n") == 1
+    assert sorted(corpus.rglob("*")) == before and not (tmp_path / "study").exists()

@@ -293,3 +293,97 @@ def test_aif_command_on_scene_and_user_data(corpus, checkpoints, tmp_path):
     assert main(["aif", "--checkpoint", checkpoints["events"][0], str(scene)]) == 2
     mixed = ["--checkpoint", checkpoints["events"][0], "--checkpoint", checkpoints["spikes"][1]]
     assert main(["aif", *mixed, str(scene)]) == 2
+
+
+def _train_cli(corpus_dir, out, *extra):
+    from nfs_synth.cli import main
+
+    return main(["train", "--stage", "refocus", "--modality", "events", "--corpus", str(corpus_dir), "--out", str(out),
+                 "--device", "cpu", "--amp", "off", "--perceptual", "random-for-tests", "--workers", "0",
+                 "--width-mult", "0.0625", *extra])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--samples-per-scene", "0"], "--samples-per-scene must be at least 1"),
+    (["--workers", "-1"], "--workers must be at least 0"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "-2"], "--epochs must be at least 1"),
+    (["--lr", "0"], "--lr must be a positive number"),
+    (["--lr=-5e-4"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--width-mult", "0"], "--width-mult must be a positive number"),
+    (["--seed", "-1"], "--seed must be at least 0"),
+    (["--crop", "18"], "--crop must be a positive multiple of 4"),
+    (["--perceptual-weight", "0", "--mse-weight", "0"], "--perceptual-weight and --mse-weight are both 0"),
+    (["--device", "tpu"], "--device must be auto, cpu or cuda"),
+])
+def test_train_command_rejects_bad_options_before_creating_the_run(corpus, tmp_path, capsys, extra, message):
+    root, _ = corpus
+    assert _train_cli(root, tmp_path / "run", "--crop", "16", *extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_command_says_which_crop_fits(corpus, tmp_path, capsys, monkeypatch):
+    root, _ = corpus
+    assert _train_cli(root, tmp_path / "run") == 2  # the default 256 px crop on 32 px frames
+    err = capsys.readouterr().err
+    assert "32x32" in err and "256 px crop" in err and "pass --crop N" in err and "at most 32" in err
+    monkeypatch.delenv(losses.VGG19_ENV, raising=False)
+    assert _train_cli(root, tmp_path / "run", "--crop", "16", "--perceptual", "vgg19") == 2
+    assert "give --vgg19-weights" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert _train_cli(root, tmp_path / "run", "--crop", "32", "--epochs", "1", "--samples-per-scene", "1",
+                      "--batch-size", "2") == 0
+    assert (tmp_path / "run" / train.LAST).is_file()
+
+
+@pytest.mark.parametrize("command, example", [("train", "\n  nfs-synth train --stage merge"),
+                                              ("aif", "\n  nfs-synth aif --checkpoint R.pt")])
+def test_help_keeps_the_example_lines(capsys, command, example):
+    from nfs_synth.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert example in capsys.readouterr().out
+
+
+def test_aif_command_rejects_bad_input_and_writes_nothing(corpus, checkpoints, tmp_path, capsys):
+    import cv2
+
+    from nfs_synth.aif.learned import LearnedOptions
+    from nfs_synth.cli import main
+
+    root, events = corpus
+    scene = datasets.corpus_scenes(root)[0]
+    ckpt = [a for path in checkpoints["events"] for a in ("--checkpoint", path)]
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((SIZE, SIZE, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "big.png"), np.full((SIZE + 8, SIZE + 8, 3), 128, np.uint8))
+    np.savez(tmp_path / "ev.npz", **{k: events[0][k] for k in "txyp"}, height=SIZE, width=SIZE)
+    (tmp_path / "ev.txt").write_text("0 1 2 1\n10 3 4\n")
+    (tmp_path / "sp.dat").write_bytes(b"")
+    (tmp_path / "file").write_text("")
+    t0, t1 = int(events[0]["t"][0]), int(events[0]["t"][-1])
+    user = ["--image", tmp_path / "in.png", "--events", tmp_path / "ev.npz"]
+    cases = [
+        ([scene, "--frame", "99"], "--frame 99 is out of range", f"frames 0 to {FRAMES - 1}"),
+        (["--image", tmp_path / "big.png", "--events", scene], "is 40x40", "32x32 sensor"),
+        (["--image", tmp_path / "big.png", "--events", tmp_path / "ev.npz"], "is 40x40", "32x32 sensor"),
+        ([*user, "--spikes", tmp_path / "sp.dat"], "give one of --events/--spikes"),
+        ([*user, "--input-time-us", t1 + 1], f"--input-time-us {t1 + 1}", f"{t0} to {t1} us"),
+        ([*user, "--candidates", "0"], "--candidates must be at least 1, got 0"),
+        ([*user, "--grid", "0"], "--grid must be at least 1, got 0"),
+        ([*user, "--grid", SIZE + 1], f"--grid must be between 1 and {SIZE}"),
+        (["--image", tmp_path / "in.png", "--events", tmp_path / "ev.txt"], "ev.txt: line 2 has 3 columns"),
+        ([*user, "--out", tmp_path / "file" / "a.png"], "is not a writable folder"),
+        ([*user, "--out", tmp_path / "a"], "(use .png)"),
+    ]
+    for args, *messages in cases:
+        assert main(["aif", *ckpt, "--device", "cpu", *map(str, args)]) == 2, args
+        err = capsys.readouterr().err
+        assert all(m in err for m in messages), (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "ev.npz", "ev.txt", "file", "in.png", "sp.dat"]
+    assert not list(scene.parent.glob("*.png"))
+    with pytest.raises(ValueError, match="grid must be at least 1"):
+        LearnedOptions(grid=0)

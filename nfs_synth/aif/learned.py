@@ -13,7 +13,7 @@ Streams are given as callables so that scene files are read window by window:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,9 @@ class LearnedOptions:
     batch: int = 4         # candidates refocused per network call (memory vs speed)
 
     def __post_init__(self):
-        if self.candidates < 1 or self.grid < 1 or self.batch < 1:
-            raise ValueError(f"invalid learned-method options: {self}")
+        for name in ("candidates", "grid", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"learned-method option {name} must be at least 1, got {getattr(self, name)}")
 
 
 class LearnedAIF:
@@ -167,8 +168,10 @@ def _method(modality: str):
 def _register() -> None:
     from nfs_synth.aif.methods import register_method
 
-    register_method("learned-ev", _method("events"), replace=True)
-    register_method("learned-sp", _method("spikes"), replace=True)
+    for modality, name in (("events", "learned-ev"), ("spikes", "learned-sp")):
+        register_method(name, _method(modality), replace=True,
+                        options={CHECKPOINT_OPTION[modality], "learned_device",
+                                 *(f"learned_{f.name}" for f in fields(LearnedOptions))})
 
 
 _register()

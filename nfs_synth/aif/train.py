@@ -99,7 +99,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but no CUDA device is available")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch lists every backend it knows; name the usual ones instead
+        raise ValueError(f"--device must be auto, cpu or cuda (or cuda:N), got {name!r}") from None
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -174,10 +177,26 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 # ---------------------------------------------------------------- the loop
 
 
+def _check_crop(scenes: list[Path], crop: int) -> None:
+    """The datasets reject frames smaller than the crop; this also says which --crop fits them all."""
+    import h5py
+
+    sizes = {}
+    for path in scenes:
+        with h5py.File(path, "r") as h5:
+            if "frames" in h5:  # (a scene without frames is the dataset's error to report)
+                sizes[path] = h5["frames"].shape[1:3]
+    if min(map(min, sizes.values()), default=crop) < crop:
+        path, (h, w) = min(sizes.items(), key=lambda item: min(item[1]))
+        raise ValueError(f"{path}: frames of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
+                         f"with N a multiple of 4 of at most {min(h, w)}")
+
+
 def make_dataset(cfg: TrainConfig, split: str = "train"):
     from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes
 
     scenes = corpus_scenes(cfg.corpus, split)
+    _check_crop(scenes, cfg.crop)
     common = dict(modality=cfg.modality, crop=cfg.crop, samples_per_scene=cfg.samples_per_scene, seed=cfg.seed)
     if cfg.stage == "refocus":
         return RefocusDataset(scenes, **common)

@@ -6,11 +6,15 @@ Examples:
   nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --spikes sweep.dat --input-time-us 0
 User events: DSEC .h5, text `t x y p` (.txt, integer us, p in {0,1} or {-1,1}) or .npz with arrays t, x, y, p.
 User spikes: a headerless .dat (rows bottom-up unless --no-flip) of the --image's size at --readout-hz.
-The image is 8/16-bit sRGB; its size must match the sensor's. Writes an sRGB PNG (and the refocused
-stack with --save-stack).
+Give one of --events/--spikes, the modality of the checkpoints. The image is 8/16-bit sRGB; its size
+must match the sensor's, and --input-time-us must lie within the stream. Writes an sRGB PNG (and the
+refocused stack with --save-stack).
 """
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +22,7 @@ import numpy as np
 
 
 def add_arguments(p) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the docstring's example lines
     p.add_argument("--checkpoint", action="append", required=True,
                    help="a refocus and a merge checkpoint (give the option twice, any order)")
     p.add_argument("scene", nargs="?", type=Path, help="scene file (scene_NNNNN.h5)")
@@ -28,11 +33,51 @@ def add_arguments(p) -> None:
     p.add_argument("--input-time-us", type=int, help="user data: time of the image in the stream (default: its start)")
     p.add_argument("--readout-hz", type=float, default=20000.0, help=".dat readout rate (default 20000)")
     p.add_argument("--no-flip", action="store_true", help=".dat rows stored top-down")
-    p.add_argument("--candidates", type=int, default=16, help="refocus times probed (default 16)")
-    p.add_argument("--grid", type=int, default=4, help="N x N patches for the time selection (default 4)")
+    p.add_argument("--candidates", type=int, default=16, help="refocus times probed, at least 1 (default 16)")
+    p.add_argument("--grid", type=int, default=4,
+                   help="N x N patches for the time selection, 1 to the image size (default 4)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, help="output PNG (default: beside the input, *_aif.png)")
     p.add_argument("--save-stack", action="store_true", help="also write the refocused stack as PNGs")
+
+
+def _check_arguments(args) -> None:
+    """Checks that must fail (status 2) before a checkpoint or stream is read."""
+    if (args.scene is None) == (args.image is None):
+        raise ValueError("give either a scene file or --image with --events/--spikes")
+    if args.scene is not None and (args.events or args.spikes or args.input_time_us is not None):
+        raise ValueError("--events, --spikes and --input-time-us go with --image, not with a scene file")
+    if args.events and args.spikes:
+        raise ValueError("give one of --events/--spikes: the checkpoints are for one modality")
+    for flag, value in (("--candidates", args.candidates), ("--grid", args.grid)):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    if not 0 < args.readout_hz < math.inf:
+        raise ValueError(f"--readout-hz must be a positive number, got {args.readout_hz}")
+    for flag, path in (("scene file", args.scene), ("--image", args.image), ("--events", args.events),
+                       ("--spikes", args.spikes)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{flag} {path}: no such file")
+    if args.spikes and args.spikes.suffix.lower() != ".dat":
+        raise ValueError(f"--spikes {args.spikes}: expected a .dat file")
+
+
+def _check_out(out: Path) -> None:
+    """Fails before any work when `out` cannot be written (its missing folders are made at the end)."""
+    import cv2
+
+    if not cv2.haveImageWriter(str(out)):
+        raise ValueError(f"cannot write {out}: not an image file name OpenCV can write (use .png)")
+    folder = out.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise ValueError(f"cannot write {out}: {folder} is not a writable folder")
+
+
+def _check_grid(grid: int, shape: tuple[int, int]) -> None:
+    if grid > min(shape):
+        raise ValueError(f"--grid must be between 1 and {min(shape)} for a {shape[1]}x{shape[0]} image, got {grid}")
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -67,7 +112,10 @@ def _read_events(path: Path) -> np.ndarray:
                 raise ValueError(f"{path}: .npz lacks arrays {sorted(missing)}")
             cols = [z[k] for k in "txyp"]
     elif suffix == ".txt":
-        table = np.loadtxt(path, ndmin=2)
+        try:
+            table = np.loadtxt(path, ndmin=2)
+        except ValueError:  # numpy's message names neither the file nor the line
+            raise ValueError(f"{path}: {_bad_line(path)}") from None
         if table.shape[1] < 4:
             raise ValueError(f"{path}: expected 4 columns `t x y p`, found {table.shape[1]}")
         cols = list(table[:, :4].T)
@@ -78,12 +126,51 @@ def _read_events(path: Path) -> np.ndarray:
     return ev[np.argsort(ev["t"], kind="stable")]
 
 
+def _bad_line(path: Path) -> str:
+    """Where and why a text event file is not a table of numbers."""
+    columns = None
+    with open(path, errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            fields = line.split("#")[0].split()
+            if not fields:
+                continue
+            try:
+                [float(v) for v in fields]
+            except ValueError:
+                return f"line {n} is not numbers `t x y p`: {line.strip()[:80]!r}"
+            if columns is not None and len(fields) != columns:
+                return f"line {n} has {len(fields)} columns, the lines before it {columns} (expected `t x y p`)"
+            columns = len(fields)
+    return "not a table of numbers `t x y p`"
+
+
+def _sensor_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) recorded in a .h5 or .npz event file (as `nfs-synth export` writes them), else None."""
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            group = f.get("events")
+            if group is not None and "height" in group and "width" in group:
+                return int(group["height"][()]), int(group["width"][()])
+    elif suffix == ".npz":
+        with np.load(path) as z:
+            if "height" in z.files and "width" in z.files:
+                return int(z["height"]), int(z["width"])
+    return None
+
+
 def _user_stream(args, modality: str, shape: tuple[int, int]):
     """(reader, step_us, (t0, t1)) over the user's stream file."""
     h, w = shape
     if modality == "events":
         if not args.events:
             raise ValueError("these checkpoints are for events: give --events")
+        sensor = _sensor_size(args.events)
+        if sensor is not None and sensor != (h, w):
+            raise ValueError(f"--image {args.image} is {w}x{h} but --events {args.events} is from a "
+                             f"{sensor[1]}x{sensor[0]} sensor: the sizes must match")
         ev = _read_events(args.events)
         if ev.size == 0:
             raise ValueError(f"{args.events}: no events")
@@ -97,6 +184,8 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
 
     stream = read_dat(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
     t = stream.t_us
+    if t.size == 0:
+        raise ValueError(f"{args.spikes}: no spikes")
 
     def reader(lo, hi):
         a, b = np.searchsorted(t, lo), np.searchsorted(t, hi)
@@ -110,27 +199,35 @@ def run(args) -> int:
     from nfs_synth.aif.train import CheckpointError
 
     try:
-        if (args.scene is None) == (args.image is None):
-            raise ValueError("give either a scene file or --image with --events/--spikes")
+        _check_arguments(args)
         pipeline = LearnedAIF(args.checkpoint, args.device, LearnedOptions(args.candidates, args.grid))
         if args.scene is not None:
             from nfs_synth.aif.scene import EvalScene
 
-            with EvalScene(args.scene) as scene:
-                result = run_on_scene(pipeline, scene, args.frame)
             out = args.out or args.scene.with_name(f"{args.scene.stem}_f{args.frame}_learned-{pipeline.modality}.png")
+            _check_out(out)
+            with EvalScene(args.scene) as scene:
+                if not 0 <= args.frame < scene.n_frames:
+                    raise ValueError(f"--frame {args.frame} is out of range: {args.scene} has frames "
+                                     f"0 to {scene.n_frames - 1}")
+                _check_grid(args.grid, scene.size)
+                result = run_on_scene(pipeline, scene, args.frame)
         else:
+            out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
+            _check_out(out)
             image = _read_image(args.image)
+            _check_grid(args.grid, image.shape[:2])
             reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
             t_in = t0 if args.input_time_us is None else args.input_time_us
+            if not t0 <= t_in <= t1:
+                raise ValueError(f"--input-time-us {t_in} is outside the stream, which spans {t0} to {t1} us")
             result = pipeline.run(image, t_in, (t0, t1), reader, step)
-            out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
+        _write_image(out, result.image)
+        if args.save_stack:
+            for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
+                _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
     except (CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    _write_image(out, result.image)
-    if args.save_stack:
-        for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
-            _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
     print(f"{out} ({len(result.times_us)} refocused images at {result.times_us} us)")
     return 0

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--convention", choices=("rgb", "y"), default="rgb",
                         help="colour convention of PSNR/SSIM/MS-SSIM (default: %(default)s)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="method option (repeatable)")
+                        help="method option (repeatable); an unknown KEY is an error that lists the known ones")
     parser.add_argument("--max-scenes", type=int, default=0, help="evaluate only the first N scenes (0 = all)")
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")

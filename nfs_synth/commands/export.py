@@ -11,14 +11,25 @@ def add_arguments(p) -> None:
     p.add_argument("stream", choices=sorted(FORMATS), help="which stream to export")
     p.add_argument("scene", type=Path, help="scene file (scene_NNNNN.h5)")
     p.add_argument("--format", required=True, help="events: txt, npz, dsec-h5; spikes: dat, npz")
-    p.add_argument("--out", type=Path, default=None, help="output file (default: beside the scene)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output file, named with the format's suffix (.txt .npz .h5 .dat), or a folder for "
+                        "SCENE_STREAM.SUFFIX (default: that name in the current folder, never the corpus's scenes/)")
     p.add_argument("--no-flip", action="store_true", help="spikes .dat: rows top-down instead of bottom-up")
 
 
 def run(args) -> int:
+    from ..cli import failure, usage_error
+
     if args.format not in FORMATS[args.stream]:
-        raise SystemExit(f"error: {args.stream} export format must be one of {', '.join(FORMATS[args.stream])}")
-    out = args.out or args.scene.with_name(f"{args.scene.stem}_{args.stream}{SUFFIX[args.format]}")
+        return usage_error(f"{args.stream} export format must be one of {', '.join(FORMATS[args.stream])}, "
+                           f"got {args.format!r}")
+    suffix = SUFFIX[args.format]
+    name = f"{args.scene.stem}_{args.stream}{suffix}"
+    out = args.out / name if args.out and args.out.is_dir() else args.out or Path(name)
+    if out.suffix != suffix:        # an .npz named .txt would mislead every tool that opens it
+        return usage_error(f"--out {out}: {args.format} exports are named *{suffix}")
+    if out.resolve() == args.scene.resolve():
+        return usage_error(f"--out {out} is the scene file itself")
     try:
         if args.stream == "events":
             from ..corpus.events_io import export_events
@@ -26,8 +37,7 @@ def run(args) -> int:
         else:
             from ..corpus.spikes_io import export_spikes
             path = export_spikes(args.scene, args.format, out, flip=not args.no_flip)
-    except (ValueError, OSError) as err:
-        print(f"error: {err}")
-        return 1
+    except ValueError as err:       # EventsError, SpikeError, SceneFileError: no such stream, unreadable file
+        return failure(err)
     print(path)
     return 0

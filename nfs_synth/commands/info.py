@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..corpus.manifest import SPLITS
-from ..ledger import corpus_manifest
+from ..ledger import existing_corpus
 
 COLUMNS = ("split", "scenes", "frames", "resolution", "events", "spikes", "bytes", "failed")
 
@@ -34,10 +34,7 @@ def _bytes(n: int) -> str:
 
 
 def run(args) -> int:
-    manifest = corpus_manifest(args.corpus)
-    if manifest is None:
-        print(f"error: {args.corpus} is not a corpus (no manifest.json)")
-        return 1
+    manifest = existing_corpus(args.corpus)
     rows = [COLUMNS, *table(manifest)]
     widths = [max(len(f"{row[i]:,}" if isinstance(row[i], int) else str(row[i])) for row in rows)
               for i in range(len(COLUMNS))]

@@ -1,6 +1,7 @@
 """Write a PNG contact sheet per scene: frames across the sweep, the all-in-focus image and depth."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -8,11 +9,12 @@ import numpy as np
 
 from ..colour import srgb_encode, to_uint8
 from ..corpus.scene_file import SceneReader
+from ..ledger import existing_corpus
 
 
 def add_arguments(p) -> None:
     p.add_argument("corpus", type=Path, help="corpus folder (with scenes/) or one scene file")
-    p.add_argument("--frames", type=int, default=6, help="sweep frames per sheet (default 6)")
+    p.add_argument("--frames", type=int, default=6, help="sweep frames per sheet, at least 1 (default 6)")
     p.add_argument("--out", type=Path, default=None, help="folder for PNGs (default CORPUS/preview)")
 
 
@@ -47,10 +49,17 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def run(args) -> int:
-    files = [args.corpus] if args.corpus.is_file() else sorted((args.corpus / "scenes").glob("scene_*.h5"))
-    if not files:
-        print(f"error: no scene files under {args.corpus}")
-        return 1
+    from ..cli import usage_error
+
+    if args.frames < 1:
+        return usage_error(f"--frames must be at least 1, got {args.frames}")
+    if args.corpus.is_file():
+        files = [args.corpus]
+    else:           # the manifest's files: anything else in scenes/ (exports, copies) is not a scene
+        files = [args.corpus / e["file"] for e in existing_corpus(args.corpus)["scenes"] if e["status"] == "complete"]
+        if not files:
+            print(f"error: {args.corpus} has no complete scenes", file=sys.stderr)
+            return 1
     out_dir = args.out or (args.corpus.parent if args.corpus.is_file() else args.corpus) / "preview"
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in files:
@@ -58,7 +67,8 @@ def run(args) -> int:
             sheet = contact_sheet(scene, args.frames)
         target = out_dir / f"{path.stem}.png"
         tmp = target.with_suffix(".tmp.png")
-        cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):     # OpenCV does not raise
+            raise OSError(f"{tmp}: cannot write the PNG")
         tmp.replace(target)
         print(target)
     return 0

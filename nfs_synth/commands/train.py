@@ -1,8 +1,8 @@
 """Train NeuroRefocusNet or NeuroMergeNet on a corpus (Adam 5e-4, the paper's step schedule, Eq. 17 loss).
 
-Examples:
-  nfs-synth train --stage refocus --modality events --corpus out/demo --out runs/refocus-ev
-  nfs-synth train --stage merge --modality events --corpus out/demo --out runs/merge-ev \\
+Examples (the demo corpus has 96 px frames, so the crop must be at most 96):
+  nfs-synth train --stage refocus --modality events --corpus out/demo --out runs/refocus-ev --crop 64
+  nfs-synth train --stage merge --modality events --corpus out/demo --out runs/merge-ev --crop 64 \\
       --refocus-checkpoint runs/refocus-ev/last.pt
   nfs-synth train ... --out runs/refocus-ev --resume     # continue an interrupted run
 Writes RUN/last.pt after every epoch and one row per epoch to RUN/log.csv.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
@@ -21,7 +22,14 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
              if f.name in RUN_DEFINING and f.name not in ("stage", "modality")}
 
 
+# numeric options (argparse dests) and their valid ranges: at least N, or greater than 0
+_AT_LEAST = {"epochs": 1, "batch_size": 1, "samples_per_scene": 1, "stack_size": 1, "seed": 0, "workers": 0,
+             "perceptual_weight": 0, "mse_weight": 0}
+_POSITIVE = ("width", "alpha", "lr")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the docstring's example lines
     p.add_argument("--stage", required=True, choices=("refocus", "merge"))
     p.add_argument("--modality", required=True, choices=("events", "spikes"))
     p.add_argument("--corpus", required=True, help="corpus folder (manifest.json, scenes/)")
@@ -29,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--epochs", type=int, help="default 100 (the paper)")
     p.add_argument("--batch-size", type=int, help="default 4")
-    p.add_argument("--crop", type=int, help="random crop side in pixels, a multiple of 4 (default 256)")
+    p.add_argument("--crop", type=int, help="random crop side in pixels, a multiple of 4 and at most the frame size "
+                   "(default 256; the demo corpus has 96 px frames)")
     p.add_argument("--width-mult", dest="width", type=float, help="channel multiplier (default 1.0 = the paper)")
     p.add_argument("--alpha", type=float, help="NeuroMergeNet softmax temperature (default 1.0)")
     p.add_argument("--lr", type=float, help="initial learning rate (default 5e-4)")
@@ -50,6 +59,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="autocast (auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16)")
 
 
+def _flag(dest: str) -> str:
+    return "--width-mult" if dest == "width" else "--" + dest.replace("_", "-")
+
+
+def _check_arguments(args) -> None:
+    """Range checks that must fail (status 2) before the run folder is created; None = not given."""
+    for dest, low in _AT_LEAST.items():
+        value = getattr(args, dest)
+        if value is not None and not low <= value < math.inf:  # also rejects nan
+            raise ValueError(f"{_flag(dest)} must be at least {low}, got {value}")
+    for dest in _POSITIVE:
+        value = getattr(args, dest)
+        if value is not None and not 0 < value < math.inf:
+            raise ValueError(f"{_flag(dest)} must be a positive number, got {value}")
+    if args.crop is not None and (args.crop <= 0 or args.crop % 4):
+        raise ValueError(f"--crop must be a positive multiple of 4, got {args.crop}")
+    if args.perceptual_weight == 0 and args.mse_weight == 0:
+        raise ValueError("--perceptual-weight and --mse-weight are both 0: the loss would be 0")
+
+
 def run(args) -> int:
     from nfs_synth.aif.losses import PerceptualWeightsError
     from nfs_synth.aif.train import CheckpointError, train
@@ -62,6 +91,7 @@ def run(args) -> int:
                       refocus_checkpoint=args.refocus_checkpoint, vgg19_weights=args.vgg19_weights,
                       workers=args.workers, device=args.device, amp=args.amp, **fixed)
     try:
+        _check_arguments(args)
         path = train(cfg, resume=args.resume)
     except (CheckpointError, PerceptualWeightsError, PretrainedWeightsMissing, FileExistsError,
             FileNotFoundError, ValueError) as err:

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..corpus.scene_file import SCHEMA_VERSION, TMP_MARK, SceneFileError, content_hash
-from ..ledger import corpus_manifest
+from ..ledger import existing_corpus
 
 
 def add_arguments(p) -> None:
@@ -67,10 +67,7 @@ def file_problems(path: Path, entry: dict) -> list[str]:
 
 
 def run(args) -> int:
-    manifest = corpus_manifest(args.corpus)
-    if manifest is None:
-        print(f"error: {args.corpus} is not a corpus (no manifest.json)")
-        return 1
+    manifest = existing_corpus(args.corpus)
     entries = {e["index"]: e for e in manifest["scenes"]}
     bad = 0
     for entry in tqdm([e for e in entries.values() if e["status"] == "complete"], unit="file",

@@ -14,6 +14,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from nfs_synth.corpus.scene_file import open_scene
 from nfs_synth.sensors.events import EVENT_DTYPE, EventsError
 
 CHUNK = 1 << 17  # events per chunk (DSEC-like; 2^16..2^17)
@@ -245,7 +246,7 @@ def export_events(scene_path, fmt: str, out_path) -> Path:
         raise EventsError(f"unknown export format {fmt!r}; known: {list(EXPORT_FORMATS)}")
     out_path = Path(out_path)
     tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
-    with h5py.File(scene_path, "r") as src:
+    with open_scene(scene_path) as src:
         group = _events_group(src)
         if not ("height" in group and "width" in group):
             raise EventsError(f"{scene_path} has no events/height, events/width")

@@ -15,6 +15,10 @@ SPLIT_STREAM = 99          # SeedSequence([seed, SPLIT_STREAM]) permutes scenes 
 SPLITS = ("train", "val", "test")
 
 
+class ManifestError(ValueError):
+    """A manifest (or fragment) that is not valid JSON, or a folder that is no corpus."""
+
+
 def split_of(recipe: dict) -> list[str]:
     """Split name of every scene index; depends only on the seed, scene count and fractions."""
     n = recipe["corpus"]["scenes"]
@@ -37,7 +41,7 @@ def read_manifest(out_dir: str | Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run to rebuild it") from None
+        raise ManifestError(f"{path} is not valid JSON ({err}); delete it and re-run to rebuild it") from None
 
 
 def write_manifest(out_dir: str | Path, recipe: dict, entries: dict[int, dict]) -> dict:

@@ -86,17 +86,22 @@ class SceneWriter:
                 self.tmp.unlink(missing_ok=True)
 
 
+def open_scene(path: str | Path) -> h5py.File:
+    """The file open for reading; SceneFileError naming it, as h5py's own messages do not."""
+    if not Path(path).is_file():
+        raise SceneFileError(f"scene file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise SceneFileError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
 class SceneReader:
     """Read access to a scene file; datasets are read lazily (`frame(i)` touches one chunk)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise SceneFileError(f"scene file not found: {self.path}")
-        try:
-            self.h5 = h5py.File(self.path, "r")
-        except OSError as err:
-            raise SceneFileError(f"{self.path}: not a readable HDF5 file ({err})") from None
+        self.h5 = open_scene(self.path)
         for name in ("frames", "timestamps_us", "focus_distance_m", "all_in_focus", "depth_m"):
             if name not in self.h5:
                 self.h5.close()

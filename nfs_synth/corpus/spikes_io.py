@@ -14,6 +14,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from nfs_synth.corpus.scene_file import open_scene
 from nfs_synth.sensors.spikes import SpikeError, SpikeStream, pack_dat_frames
 
 CHUNK_STEPS = 256
@@ -122,7 +123,7 @@ def export_spikes(scene_path: str | os.PathLike, fmt: str, out_path: str | os.Pa
         raise SpikeError(f"export format must be 'dat' or 'npz', got {fmt!r}")
     out_path = Path(out_path)
     tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
-    with h5py.File(scene_path, "r") as h5:
+    with open_scene(scene_path) as h5:
         group = _spikes_group(h5)
         packed, width = group["packed"], int(group.attrs["width"])
         try:
