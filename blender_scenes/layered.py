@@ -52,6 +52,7 @@ class LayeredRenderer(SceneRenderer):
         render = plan.get("render", {})
         slabs = _count(render, "layered_slabs", 0)
         samples = _count(render, "layered_samples", 64)
+        visibility = _count(render, "layered_visibility_samples", 0)  # absent in plans made before it
         tolerance = render.get("layered_tolerance_px", 0.5)
         if samples < 1 or slabs > MAX_SLABS:
             raise LayeredSettingsError(f"render.layered_samples must be >= 1 and render.layered_slabs "
@@ -60,12 +61,12 @@ class LayeredRenderer(SceneRenderer):
             raise LayeredSettingsError(f"render.layered_tolerance_px must be > 0, got {tolerance!r}")
         super().__init__(plan, textures, threads=threads)
         try:
-            self._plan_slabs(slabs, float(tolerance), samples)
+            self._plan_slabs(slabs, float(tolerance), samples, visibility)
         except BaseException:
             self.close()
             raise
 
-    def _plan_slabs(self, slabs: int, tolerance: float, samples: int) -> None:
+    def _plan_slabs(self, slabs: int, tolerance: float, samples: int, visibility: int) -> None:
         cam, scene = self.plan["camera"], self._scene
         gt_f = self.plan["ground_truth"].get("f_number")
         if gt_f is not None and gt_f < cam["f_number"]:
@@ -95,14 +96,15 @@ class LayeredRenderer(SceneRenderer):
         self._focus_range = (float(focus_d.min()), float(focus_d.max()))
         worst = max(abs(self._centres - d).max() for d in self._focus_range)
         self._margin = int(math.ceil(0.5 * self._ppd * worst)) + FILTER_MARGIN_PX
-        self._samples = samples
+        self._samples, self._visibility = samples, visibility
         self._stack: SlabStack | None = None
         world = self.plan["world"]
         self._world = np.float32(world["strength"] * 2.0 ** self.plan["render"].get("exposure", 0.0)) \
             * np.asarray(world["color"], np.float32)
         self.settings = {
             "engine": "layered", "layered_slabs": count, "layered_tolerance_px": tolerance,
-            "layered_samples": samples, "layered_slab_edges_diopter": self._edges.tolist(),
+            "layered_samples": samples, "layered_visibility_samples": visibility,
+            "layered_slab_edges_diopter": self._edges.tolist(),
             "layered_max_blur_error_px": 0.5 * self._ppd * (self._edges[0] - self._edges[1]),
             "layered_overscan_px": self._margin,
             "layered_denoise": False,
@@ -180,7 +182,7 @@ class LayeredRenderer(SceneRenderer):
                           self._focus_range, groups=[p[2] for p in pieces],
                           blades=cam.get("aperture_blades", 0),
                           rotation_rad=math.radians(cam.get("aperture_rotation_deg", 0.0)),
-                          workers=self._workers)
+                          workers=self._workers, visibility_samples=self._visibility)
         self.timings["composite"] += perf_counter() - start
         return stack
 

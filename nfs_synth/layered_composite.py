@@ -5,7 +5,9 @@ A slab is a premultiplied RGBA image of the surfaces between two depths, rendere
 aperture scaled to diameter A*f*|1/z - 1/S| on the sensor (Cycles' thin-lens model, see `optics`), so in
 pixels the diameter is `px_per_diopter * |1/z - 1/S|`. Each slab is blurred with the diameter of one
 depth (the mean depth of what it holds); the blurred slabs then combine with the premultiplied "over"
-operator, nearest on top, except that pieces of one object add up (see `SlabStack`).
+operator, nearest on top, except that pieces of one object add up (see `SlabStack`). Where blurred
+objects overlap, "over" of blurred layers misjudges what hides what; an optional correction composites
+per point of the aperture instead (`_visibility_correction`).
 
 Each slab is cropped to its content (padded by the largest blur it will get) and its spectrum is
 computed once and shared by every frame; a frame costs one pointwise product and one inverse FFT per
@@ -41,6 +43,12 @@ _airy_table = np.ones(1, np.float32)
 # by it would amplify noise rather than fill a seam.
 SEAM_MIN_COVER = 0.05
 SEAM_MAX_GAIN = 1.5
+# Visibility correction (SlabStack, visibility_samples > 0): computed on a grid 2**level coarser, with
+# about this many coarse pixels of blur per diopter of defocus (it varies on the scale of the blur),
+# on tiles of VISIBILITY_TILE coarse pixels where two pieces blurred by VISIBILITY_MIN_PX or more meet.
+VISIBILITY_PX_PER_DIOPTER = 15.0
+VISIBILITY_TILE = 16
+VISIBILITY_MIN_PX = 1.0
 
 
 class LayeredSettingsError(ValueError):
@@ -130,6 +138,29 @@ def aperture_spectrum(diameter_px: float, fy: np.ndarray, fx: np.ndarray, blades
     return np.where(k2 > 0, 1j * total / (safe * area), 1.0)
 
 
+def aperture_samples(n: int, blades: int = 0, rotation_rad: float = 0.0) -> np.ndarray:
+    """n points spread evenly over the aperture (unit circumradius), as (row, col) offsets with rows
+    down, in the orientation of `aperture_spectrum` (unflipped). Disk: Vogel's golden-angle spiral;
+    polygon: its triangles from the centre, each filled with a share of the points by an
+    area-preserving map of a 2-D low-discrepancy sequence. Deterministic."""
+    if n < 1:
+        raise LayeredSettingsError(f"need at least one aperture sample, got {n}")
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    if blades == 0:
+        i = np.arange(n) + 0.5
+        r, theta = np.sqrt(i / n), i * golden
+        return np.stack([-r * np.sin(theta), r * np.cos(theta)], axis=1)
+    angles = rotation_rad + np.pi / blades + 2.0 * np.pi * np.arange(blades + 1) / blades
+    verts = np.stack([-np.sin(angles), np.cos(angles)], axis=1)  # (row, col), rows down
+    out = []
+    for t in range(blades):
+        m = n // blades + (t < n % blades)
+        a = np.sqrt((np.arange(m) + 0.5) / max(m, 1))
+        b = (np.arange(m) * golden / (2.0 * np.pi) + 0.5 / max(m, 1)) % 1.0
+        out.append(a[:, None] * ((1.0 - b)[:, None] * verts[t] + b[:, None] * verts[t + 1]))
+    return np.concatenate(out)
+
+
 def _fft_size(n: int) -> int:
     """Smallest fast FFT length >= n that the coarsest level divides."""
     step = 1 << MAX_LEVEL
@@ -154,7 +185,7 @@ class _Slab:
                  box: tuple[int, int, int, int]):
         y0, y1, x0, x1 = box
         hc, wc = rgba.shape[1:]
-        self.diopter, self.group, self.pieced = diopter, group, len(rgba) > 4
+        self.diopter, self.group, self.pieced, self.box = diopter, group, len(rgba) > 4, box
         self.y0, self.x0 = y0 - pad, x0 - pad
         self.shape = (_fft_size(y1 - y0 + 2 * pad), _fft_size(x1 - x0 + 2 * pad))
         # Zeros beyond the canvas as well: the FFT buffer holds the whole blurred footprint, so the
@@ -209,11 +240,14 @@ class SlabStack:
     (optics.blur_diameter_px(1, inf, ...)). focus_diopters: the (min, max) focus the stack will be
     asked for, which bounds the padding. groups: (K,) ints; slabs of one group are pieces of one
     object and add up, different groups occlude each other with "over" (default: all different).
-    workers: frames `frames` computes at once, in threads.
+    workers: frames `frames` computes at once, in threads. visibility_samples > 0: correct "over" where
+    blurred pieces overlap by compositing per point of the aperture, with that many points
+    (`_visibility_correction`); 0 leaves it out.
     """
 
     def __init__(self, slabs, diopters, px_per_diopter: float, focus_diopters: tuple[float, float], *,
-                 groups=None, blades: int = 0, rotation_rad: float = 0.0, workers: int = 1) -> None:
+                 groups=None, blades: int = 0, rotation_rad: float = 0.0, workers: int = 1,
+                 visibility_samples: int = 0) -> None:
         diopters = np.asarray(diopters, np.float64)
         groups = np.arange(len(diopters)) if groups is None else np.asarray(groups)
         if len(slabs) != len(diopters) or groups.shape != diopters.shape or not len(slabs):
@@ -227,6 +261,8 @@ class SlabStack:
             raise LayeredSettingsError(f"px_per_diopter must be > 0, got {px_per_diopter!r}")
         if int(workers) < 1:
             raise LayeredSettingsError(f"workers must be >= 1, got {workers}")
+        if int(visibility_samples) < 0:
+            raise LayeredSettingsError(f"visibility_samples must be >= 0, got {visibility_samples}")
         if blades in (1, 2) or blades < 0:
             raise LayeredSettingsError(f"blades must be 0 (round) or >= 3, got {blades}")
         self.px_per_diopter = float(px_per_diopter)
@@ -262,6 +298,7 @@ class SlabStack:
                 rgba = np.concatenate([rgba, (np.minimum(silhouettes[group], 1.0) * near)[None]])
                 pad *= 2
             self.slabs.append(_Slab(rgba, diopter, group, pad, box))
+        self._visibility_data = self._visibility_pieces(int(visibility_samples))
 
     def frames(self, focus_m: Iterable[float], f_number_scale: float = 1.0) -> Iterator[np.ndarray]:
         """`frame` for each focus distance, in order, `workers` frames at a time in threads (the FFTs
@@ -302,8 +339,60 @@ class SlabStack:
             _add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group],
                        gains.get(slab.group, self._unit_gain))
         out[3] = 1.0 - transmit
+        if self._visibility_data is not None and f_number_scale > 0:
+            self._visibility(out, focus, f_number_scale)
+            np.minimum(out[3], 1.0, out=out[3])
         np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
         return out.transpose(1, 2, 0)
+
+    def _visibility_pieces(self, samples: int):
+        """The sharp pieces, averaged onto the correction's coarser grid and packed for
+        `_visibility_correction`, with the aperture samples; None if samples is 0."""
+        if samples == 0:
+            return None
+        level = max(0, round(math.log2(self.px_per_diopter / VISIBILITY_PX_PER_DIOPTER)))
+        step = 1 << level
+        flats, sizes, origins, boxes = [], [], [], []
+        for slab in self.slabs:
+            # pad the buffer in front so that its canvas origin falls on the coarse grid
+            py, px = slab.y0 % step, slab.x0 % step
+            h, w = slab.sharp.shape[1] + py, slab.sharp.shape[2] + px
+            buf = np.zeros((4, -(-h // step) * step, -(-w // step) * step), np.float32)
+            buf[:, py:h, px:w] = slab.sharp[:4]
+            coarse = buf.reshape(4, buf.shape[1] // step, step, buf.shape[2] // step, step).mean(axis=(2, 4))
+            flats.append(np.ascontiguousarray(coarse.transpose(1, 2, 0), np.float32).ravel())
+            sizes.append(coarse.shape[1:])
+            origins.append(((slab.y0 - py) // step, (slab.x0 - px) // step))
+            y0, y1, x0, x1 = slab.box
+            boxes.append((y0 // step, -(-y1 // step), x0 // step, -(-x1 // step)))
+        sizes = np.array(sizes, np.int64).reshape(-1, 2)
+        ids = {g: i for i, g in enumerate(dict.fromkeys(slab.group for slab in self.slabs))}
+        pieces = {
+            "level": level,
+            "flat": np.concatenate(flats) if flats else np.zeros(0, np.float32),
+            "offset": np.concatenate([[0], np.cumsum(sizes[:, 0] * sizes[:, 1] * 4)[:-1]]).astype(np.int64),
+            "size": sizes,
+            "origin": np.array(origins, np.int64).reshape(-1, 2),
+            "box": np.array(boxes, np.int64).reshape(-1, 4),
+            "group": np.array([ids[slab.group] for slab in self.slabs], np.int64),
+            "groups": max(len(ids), 1),
+            "diopter": np.array([slab.diopter for slab in self.slabs], np.float64),
+        }
+        return pieces, aperture_samples(samples, self.blades, self.rotation)
+
+    def _visibility(self, out: np.ndarray, focus: float, scale: float) -> None:
+        """Add the visibility correction to the composite out (4, H, W), computed on its coarse grid."""
+        pieces, samples = self._visibility_data
+        step = 1 << pieces["level"]
+        coarse = np.zeros((4, -(-self.height // step), -(-self.width // step)), np.float32)
+        diameter = scale * self.px_per_diopter / step * (pieces["diopter"] - focus)
+        _visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],
+                               pieces["group"], pieces["groups"], diameter, samples, VISIBILITY_TILE,
+                               VISIBILITY_MIN_PX, coarse)
+        if step > 1:  # coarse pixel i covers pixels i * step .. (i + 1) * step - 1: resize's convention
+            size = (coarse.shape[2] * step, coarse.shape[1] * step)
+            coarse = cv2.resize(coarse.transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+        out += coarse[:, :self.height, :self.width]
 
     def _seam_gains(self, layers: list[np.ndarray]) -> dict[int, np.ndarray]:
         """Per object in several pieces, the factor (>= 1) that fills the coverage its pieces lose at
@@ -359,6 +448,23 @@ def _seam_gain(sums, min_cover, max_gain):
     return gain
 
 
+@njit(cache=True, inline="always")
+def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
+    """Composite one premultiplied pixel (alpha >= 0) at (y, x) behind what is there; cover is its
+    group's coverage so far (see `_add_piece`). Of its alpha, only the room its group has left
+    counts (all of it scaled down if it would overfill): transmit / room is the transmittance of the
+    other groups in front, and the group's new room is room - alpha or 0."""
+    room = max(np.float32(1.0) - cover[y, x], np.float32(0.0))
+    if room <= np.float32(1e-6):  # the group already covers this pixel
+        return
+    weight = transmit[y, x] / max(room, alpha)
+    out[0, y, x] += r * weight
+    out[1, y, x] += g * weight
+    out[2, y, x] += b * weight
+    transmit[y, x] = max(transmit[y, x] - alpha * weight, np.float32(0.0))  # 0 once overfilled
+    cover[y, x] += min(alpha, room)
+
+
 @njit(cache=True, nogil=True)
 def _add_piece(layer, y0, x0, out, transmit, cover, gain):
     """Composite one blurred piece (4 or more, h, w), at (y0, x0) of the canvas, behind what is there,
@@ -368,21 +474,110 @@ def _add_piece(layer, y0, x0, out, transmit, cover, gain):
     in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
     transmittance of the other groups.
     """
-    one, tiny = np.float32(1.0), np.float32(1e-6)
     for i in range(layer.shape[1]):
         for j in range(layer.shape[2]):
             y, x = y0 + i, x0 + j
             g = gain[y, x]
             alpha = max(layer[3, i, j] * g, np.float32(0.0))
-            room = max(one - cover[y, x], np.float32(0.0))
-            added = min(alpha, room)
-            if room <= tiny:  # the group already covers this pixel
-                cover[y, x] += added
+            _add_px(layer[0, i, j] * g, layer[1, i, j] * g, layer[2, i, j] * g, alpha, out, y, x, transmit, cover)
+
+
+@njit(cache=True, nogil=True)
+def _visibility_correction(flat, offset, size, origin, box, group, groups, diameter, samples, tile, min_px, out):
+    """Add to the composite `out` (4, H, W) the difference between compositing per aperture sample
+    and compositing blurred pieces, on the tiles where two pieces blurred by min_px or more can meet.
+
+    Piece k: sharp premultiplied RGBA in flat[offset[k]:], (size[k, 0], size[k, 1], 4), its pixel
+    (0, 0) on canvas pixel origin[k]; content within box[k] (y0, y1, x0, x1); group[k] in 0..groups-1;
+    signed blur diameter[k]; pieces nearest first. Sample n moves piece k by -diameter[k]/2 times
+    samples[n] (bilinear): the same point of the aperture seen from every depth, so the pieces occlude
+    each other as the rays through that point see them. The mean over samples of those composites,
+    minus the composite of the pieces' sample means, is the visibility error of "over" on blurred
+    layers: it cancels the pieces' sampled (not smooth) blur and keeps their occlusion.
+    """
+    height, width = out.shape[1], out.shape[2]
+    n_pieces, n_samples = diameter.shape[0], samples.shape[0]
+    inv_n = np.float32(1.0 / n_samples)
+    reach = np.empty((n_pieces, 4), np.int64)
+    for k in range(n_pieces):
+        r = int(math.ceil(0.5 * abs(diameter[k]))) + 1
+        reach[k, 0], reach[k, 1] = max(box[k, 0] - r, 0), min(box[k, 1] + r, height)
+        reach[k, 2], reach[k, 3] = max(box[k, 2] - r, 0), min(box[k, 3] + r, width)
+    tiles_y, tiles_x = (height + tile - 1) // tile, (width + tile - 1) // tile
+    blurred = np.zeros((tiles_y, tiles_x), np.int64)
+    for k in range(n_pieces):
+        if abs(diameter[k]) >= min_px and reach[k, 1] > reach[k, 0] and reach[k, 3] > reach[k, 2]:
+            for ty in range(reach[k, 0] // tile, (reach[k, 1] - 1) // tile + 1):
+                for tx in range(reach[k, 2] // tile, (reach[k, 3] - 1) // tile + 1):
+                    blurred[ty, tx] += 1
+    local = np.empty(n_pieces, np.int64)
+    means = np.empty((n_pieces, 4, tile, tile), np.float32)
+    acc = np.empty((4, tile, tile), np.float32)
+    total = np.empty((4, tile, tile), np.float32)
+    transmit = np.empty((tile, tile), np.float32)
+    cover = np.empty((groups, tile, tile), np.float32)
+    for ty in range(tiles_y):
+        for tx in range(tiles_x):
+            if blurred[ty, tx] < 2:
                 continue
-            weight = transmit[y, x] / room
-            if alpha > room:
-                weight *= room / alpha
-            for c in range(3):
-                out[c, y, x] += layer[c, i, j] * g * weight
-            transmit[y, x] *= (room - added) / room
-            cover[y, x] += added
+            y0, x0 = ty * tile, tx * tile
+            th, tw = min(tile, height - y0), min(tile, width - x0)
+            m = 0
+            for k in range(n_pieces):
+                if reach[k, 0] < y0 + th and reach[k, 1] > y0 and reach[k, 2] < x0 + tw and reach[k, 3] > x0:
+                    local[m] = k
+                    m += 1
+            means[:m] = 0.0
+            total[:] = 0.0
+            for n in range(n_samples):
+                acc[:] = 0.0
+                transmit[:] = 1.0
+                cover[:] = 0.0
+                for j in range(m):
+                    k = local[j]
+                    h, w, base = size[k, 0], size[k, 1], offset[k]
+                    cov = cover[group[k]]
+                    # source position of tile pixel (0, 0) in the piece's buffer, split for bilinear
+                    fy = y0 + 0.5 * diameter[k] * samples[n, 0] - origin[k, 0]
+                    fx = x0 + 0.5 * diameter[k] * samples[n, 1] - origin[k, 1]
+                    iy, ix = int(math.floor(fy)), int(math.floor(fx))
+                    wy, wx = np.float32(fy - iy), np.float32(fx - ix)
+                    one = np.float32(1.0)
+                    w00 = (one - wy) * (one - wx)
+                    w01 = (one - wy) * wx
+                    w10 = wy * (one - wx)
+                    w11 = wy * wx
+                    # tile pixels whose four taps lie in the buffer (its zero padding covers the rest)
+                    for i in range(max(0, -iy), min(th, h - 1 - iy)):
+                        for jj in range(max(0, -ix), min(tw, w - 1 - ix)):
+                            p = base + ((iy + i) * w + ix + jj) * 4
+                            q = p + w * 4
+                            v0 = w00 * flat[p] + w01 * flat[p + 4] + w10 * flat[q] + w11 * flat[q + 4]
+                            v1 = w00 * flat[p + 1] + w01 * flat[p + 5] + w10 * flat[q + 1] + w11 * flat[q + 5]
+                            v2 = w00 * flat[p + 2] + w01 * flat[p + 6] + w10 * flat[q + 2] + w11 * flat[q + 6]
+                            v3 = w00 * flat[p + 3] + w01 * flat[p + 7] + w10 * flat[q + 3] + w11 * flat[q + 7]
+                            means[j, 0, i, jj] += v0 * inv_n
+                            means[j, 1, i, jj] += v1 * inv_n
+                            means[j, 2, i, jj] += v2 * inv_n
+                            means[j, 3, i, jj] += v3 * inv_n
+                            _add_px(v0, v1, v2, max(v3, np.float32(0.0)), acc, i, jj, transmit, cov)
+                for i in range(th):
+                    for jj in range(tw):
+                        total[0, i, jj] += acc[0, i, jj]
+                        total[1, i, jj] += acc[1, i, jj]
+                        total[2, i, jj] += acc[2, i, jj]
+                        total[3, i, jj] += np.float32(1.0) - transmit[i, jj]
+            acc[:] = 0.0
+            transmit[:] = 1.0
+            cover[:] = 0.0
+            for j in range(m):
+                cov = cover[group[local[j]]]
+                for i in range(th):
+                    for jj in range(tw):
+                        _add_px(means[j, 0, i, jj], means[j, 1, i, jj], means[j, 2, i, jj],
+                                max(means[j, 3, i, jj], np.float32(0.0)), acc, i, jj, transmit, cov)
+            for i in range(th):
+                for jj in range(tw):
+                    for c in range(3):
+                        out[c, y0 + i, x0 + jj] += total[c, i, jj] * inv_n - acc[c, i, jj]
+                    out[3, y0 + i, x0 + jj] += total[3, i, jj] * inv_n - (1 - transmit[i, jj])

@@ -57,7 +57,8 @@ def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None
         "ground_truth": {"f_number": gt_n if gt_n > 0 else None},
         "render": {k: recipe["render"][k] for k in ("engine", "samples", "denoise", "max_bounces",
                                                     "pixel_filter_px", "seed", "layered_slabs",
-                                                    "layered_tolerance_px", "layered_samples")}
+                                                    "layered_tolerance_px", "layered_samples",
+                                                    "layered_visibility_samples")}
         | {"exposure": 0.0},
         "world": {"color": [1.0, 1.0, 1.0], "strength": float(rng.uniform(*scene["ambient"]))},
         "lights": [_sun(rng, scene)],

@@ -88,6 +88,9 @@ SCHEMA: dict[str, Any] = {
         "layered_tolerance_px": Key(float, 0.5, 0.01, 100.0, lo_open=True,
                                     doc="layered engine: largest blur-diameter error per slab"),
         "layered_samples": Key(int, 64, 1, 65536, doc="layered engine: Cycles samples per slab"),
+        "layered_visibility_samples": Key(int, 32, 0, 1024,
+                                          doc="layered engine: aperture points for occlusion between "
+                                              "blurred objects; 0 = plain over"),
     },
     "ground_truth": {
         "f_number": Key(float, 0.0, 0.0, 1024.0,
@@ -153,9 +156,11 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: not valid TOML: {err}") from None
+    overridden = {}
     for item in overrides or []:
         apply_override(raw, item)
-    return validate(raw, source=str(path))
+        overridden[".".join(parse_override(item)[0])] = f"--set {item}"
+    return validate(raw, source=str(path), overridden=overridden)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -186,14 +191,15 @@ def apply_override(raw: dict, item: str) -> None:
 
 # ---------------------------------------------------------------- validation
 
-def validate(raw: dict, source: str = "recipe") -> dict:
-    """Return the resolved recipe (all keys, defaults filled) or raise RecipeError naming the key."""
-    resolved = _validate_table(raw, SCHEMA, [], source)
+def validate(raw: dict, source: str = "recipe", overridden: dict[str, str] | None = None) -> dict:
+    """Return the resolved recipe (all keys, defaults filled) or raise RecipeError naming the key and
+    where its value came from: `source`, or the `--set` item in `overridden` (dotted key -> item)."""
+    resolved = _validate_table(raw, SCHEMA, [], source, overridden or {})
     _check_cross_fields(resolved, source)
     return resolved
 
 
-def _validate_table(raw: Any, schema: dict, path: list[str], source: str) -> dict:
+def _validate_table(raw: Any, schema: dict, path: list[str], source: str, overridden: dict[str, str]) -> dict:
     where = ".".join(path) or "top level"
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: '{where}' must be a table, got {type(raw).__name__}")
@@ -203,14 +209,15 @@ def _validate_table(raw: Any, schema: dict, path: list[str], source: str) -> dic
         close = difflib.get_close_matches(unknown[0], list(schema), n=1)
         hint = f" (did you mean '{'.'.join(path + close)}'?)" if close else \
             f" (known keys under {where}: {', '.join(sorted(schema))})"
-        raise RecipeError(f"{source}: unknown key '{name}'{hint}")
+        raise RecipeError(f"{overridden.get(name, source)}: unknown key '{name}'{hint}")
     out = {}
     for name, spec in schema.items():
         sub = path + [name]
         if isinstance(spec, dict):
-            out[name] = _validate_table(raw.get(name, {}), spec, sub, source)
+            out[name] = _validate_table(raw.get(name, {}), spec, sub, source, overridden)
         else:
-            out[name] = _check_value(raw[name], spec, ".".join(sub), source) if name in raw \
+            key = ".".join(sub)
+            out[name] = _check_value(raw[name], spec, key, overridden.get(key, source)) if name in raw \
                 else copy.deepcopy(spec.default)
     return out
 

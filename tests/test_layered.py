@@ -6,10 +6,11 @@ import math
 import numpy as np
 import pytest
 import scipy.fft as sfft
+from scipy import ndimage
 
 import nfs_synth.layered_composite as lc
-from nfs_synth.layered_composite import (LayeredSettingsError, SlabStack, aperture_spectrum, slab_count,
-                                         slab_edges)
+from nfs_synth.layered_composite import (LayeredSettingsError, SlabStack, aperture_samples, aperture_spectrum,
+                                         slab_count, slab_edges)
 
 PPD = 60.0  # blur diameter in pixels per diopter of defocus
 
@@ -177,6 +178,62 @@ def test_pieces_of_one_object_add_up_other_objects_occlude():
     np.testing.assert_allclose(over[5, 15], [0.15 + 0.5 * 0.15, 0.15 + 0.25 + 0.075, 0.225, 1.0], atol=1e-6)
 
 
+@pytest.mark.parametrize("blades, rotation", [(0, 0.0), (5, 0.3), (6, 1.0)])
+def test_aperture_samples_are_a_quadrature_of_the_aperture(blades, rotation):
+    # Their mean phase factor is the aperture's Fourier transform (unflipped), as for a uniform density.
+    u = aperture_samples(2000, blades, rotation)
+    assert u.shape == (2000, 2) and np.all(np.hypot(*u.T) <= 1.0 + 1e-12)
+    radius = 4.0  # px: the samples scaled to a 8 px wide aperture
+    for fy, fx in ((0.05, 0.1), (0.1, -0.03), (-0.12, 0.07), (0.0, 0.15)):
+        sampled = np.mean(np.exp(-2j * np.pi * radius * (fy * u[:, 0] + fx * u[:, 1])))
+        exact = aperture_spectrum(2 * radius, np.array(fy), np.array(fx), blades, rotation)
+        assert abs(sampled - exact) < 0.01
+    np.testing.assert_array_equal(u, aperture_samples(2000, blades, rotation))
+    with pytest.raises(LayeredSettingsError, match="aperture sample"):
+        aperture_samples(0)
+
+
+def _aperture_sampled(slabs, diopters, ppd, focus_m, n=1024):
+    """What a thin lens sees of the layers: per point of the aperture, the layers shifted as rays through
+    that point see them (bilinear) and composited with "over"; averaged over n points."""
+    out = np.zeros(slabs.shape[1:], np.float64)
+    for u in aperture_samples(n):
+        frame = np.zeros_like(out)
+        for slab, d in zip(slabs[::-1], diopters[::-1]):  # back to front
+            move = -0.5 * ppd * (d - 1.0 / focus_m) * u
+            layer = np.stack([ndimage.shift(slab[..., c], move, order=1) for c in range(4)], -1)
+            frame = layer + (1.0 - layer[..., 3:]) * frame
+        out += frame / n
+    return out
+
+
+@pytest.mark.parametrize("diopters, focus_m", [([2.0, 1.0], 1 / 1.5), ([2.0, 1.8], 2.0)])
+def test_visibility_samples_correct_over_where_blurred_objects_overlap(diopters, focus_m):
+    # An opaque square in front of a striped one, both defocused (either side of the focus, then
+    # both in front of it at similar depths): "over" of blurred layers lets the hidden stripes show
+    # beside the square's edge; compositing per aperture point must come much closer to the lens.
+    h = w = 64
+    front, back = np.zeros((h, w, 4), np.float32), np.zeros((h, w, 4), np.float32)
+    front[20:44, 16:36] = (0.9, 0.1, 0.1, 1.0)
+    stripes = 0.5 + 0.5 * np.sin(np.arange(w) * 2 * np.pi / 9)
+    back[12:52, 24:56, 1] = stripes[24:56]
+    back[12:52, 24:56, 3] = 1.0
+    slabs, ppd = np.stack([front, back]), lc.VISIBILITY_PX_PER_DIOPTER  # level 0: full resolution
+    truth = _aperture_sampled(slabs, diopters, ppd, focus_m)
+    plain = SlabStack(slabs, diopters, ppd, (0.5, 2.0)).frame(focus_m)
+    fixed = SlabStack(slabs, diopters, ppd, (0.5, 2.0), visibility_samples=32).frame(focus_m)
+    (rms_plain, max_plain), (rms_fixed, max_fixed) = ((np.sqrt(np.mean((f - truth) ** 2)), np.abs(f - truth).max())
+                                                      for f in (plain, fixed))
+    assert max_plain > 0.05  # the error being corrected (measured 0.16 and 0.08)
+    assert rms_fixed < 0.4 * rms_plain and max_fixed < 0.6 * max_plain  # measured 0.25x / 0.11x, 0.29x / 0.5x
+    # where nothing overlaps (one object, or none) the correction changes nothing
+    alone = np.stack([back, np.zeros_like(back)])
+    np.testing.assert_array_equal(SlabStack(alone, diopters, ppd, (0.5, 2.0)).frame(focus_m),
+                                  SlabStack(alone, diopters, ppd, (0.5, 2.0), visibility_samples=32).frame(focus_m))
+    with pytest.raises(LayeredSettingsError, match="visibility_samples"):
+        SlabStack(slabs, diopters, ppd, (0.5, 2.0), visibility_samples=-1)
+
+
 def test_empty_slabs_cost_nothing_and_bad_input():
     h = w = 16
     slabs = np.stack([np.zeros((h, w, 4), np.float32), opaque(h, w, 0.5)])
@@ -247,7 +304,8 @@ def test_layered_settings_errors():
     from test_render import checker, make_plan, plane
 
     plan = make_plan([plane("a", "check", 2.0, 1.0)], [1.0])
-    for key, value in (("layered_samples", 0), ("layered_tolerance_px", -1.0), ("layered_slabs", -2)):
+    for key, value in (("layered_samples", 0), ("layered_tolerance_px", -1.0), ("layered_slabs", -2),
+                       ("layered_visibility_samples", -1)):
         bad = {**plan, "render": {**plan["render"], key: value}}
         with pytest.raises(LayeredSettingsError, match=key):
             LayeredRenderer(bad, {"check": checker()})
@@ -286,6 +344,7 @@ def test_layered_engine_through_the_pipeline(tmp_path):
     with SceneReader(tmp_path / "scenes" / "scene_00000.h5") as scene:
         render = json.loads(scene.h5.attrs["render_json"])
         assert render["engine"] == "layered" and render["layered_slabs"] >= 1
+        assert render["layered_visibility_samples"] == 32  # the recipe default
         assert len(render["layered_slab_edges_diopter"]) == render["layered_slabs"] + 1
         assert scene.h5["frames"].shape == (4, 32, 32, 3) and scene.has_events and scene.has_spikes
         assert np.isfinite(scene.frame(3)).all() and scene.frame(3).mean() > 0.01
