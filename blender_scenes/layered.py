@@ -51,7 +51,7 @@ class LayeredRenderer(SceneRenderer):
                  threads: int | None = None) -> None:
         render = plan.get("render", {})
         slabs = _count(render, "layered_slabs", 0)
-        samples = _count(render, "layered_samples", 64)
+        samples = _count(render, "layered_samples", 32)
         visibility = _count(render, "layered_visibility_samples", 0)  # absent in plans made before it
         tolerance = render.get("layered_tolerance_px", 0.5)
         if samples < 1 or slabs > MAX_SLABS:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from threading import Lock
 from typing import Iterable, Iterator
 
 import cv2
@@ -46,7 +47,9 @@ SEAM_MAX_GAIN = 1.5
 # Visibility correction (SlabStack, visibility_samples > 0): computed on a grid 2**level coarser, with
 # about this many coarse pixels of blur per diopter of defocus (it varies on the scale of the blur),
 # on tiles of VISIBILITY_TILE coarse pixels where two pieces blurred by VISIBILITY_MIN_PX or more meet.
-VISIBILITY_PX_PER_DIOPTER = 15.0
+VISIBILITY_PX_PER_DIOPTER = 30.0
+# In a sweep it is computed at focus distances this many coarse pixels of blur apart and interpolated.
+VISIBILITY_KEY_PX = 1.0
 VISIBILITY_TILE = 16
 VISIBILITY_MIN_PX = 1.0
 
@@ -231,6 +234,42 @@ class _Slab:
         return coarse[(slice(None), *self.local)]
 
 
+class _KeyCorrections:
+    """The visibility correction of a sweep at key focus distances, spaced so that every blur changes by
+    VISIBILITY_KEY_PX coarse pixels from one to the next, and linearly interpolated between them: it
+    varies smoothly with focus, and a sweep's frames are far closer together (480 frames: 0.15 px).
+    Each key is computed once, by the first frame thread that needs it; the latest few are kept."""
+
+    def __init__(self, stack: SlabStack, scale: float, keep: int = 8) -> None:
+        self.stack, self.scale, self.keep = stack, scale, keep
+        step = 1 << stack._visibility_data[0]["level"]
+        self.lo, self.hi = stack.focus_diopters
+        self.spacing = VISIBILITY_KEY_PX * step / (stack.px_per_diopter * scale)
+        self.lock, self.keys = Lock(), {}
+
+    def at(self, focus: float) -> np.ndarray:
+        x = (focus - self.lo) / self.spacing
+        j = min(max(int(math.floor(x)), 0), max(int(math.ceil((self.hi - self.lo) / self.spacing)) - 1, 0))
+        t = np.float32(min(max(x - j, 0.0), 1.0))
+        return self._key(j) if t == 0 else (1 - t) * self._key(j) + t * self._key(j + 1)
+
+    def _key(self, j: int) -> np.ndarray:
+        with self.lock:
+            future = self.keys.get(j)
+            mine = future is None
+            if mine:
+                future = self.keys[j] = Future()
+                while len(self.keys) > self.keep:  # drop the farthest: a sweep moves on
+                    del self.keys[max(self.keys, key=lambda k: abs(k - j))]
+        if mine:
+            try:
+                future.set_result(self.stack._correction(min(self.lo + j * self.spacing, self.hi), self.scale))
+            except BaseException as err:  # the threads waiting for this key fail too, rather than hang
+                future.set_exception(err)
+                raise
+        return future.result()
+
+
 class SlabStack:
     """Premultiplied RGBA slabs, nearest first, ready to be blurred and composited for any focus.
 
@@ -304,13 +343,14 @@ class SlabStack:
         """`frame` for each focus distance, in order, `workers` frames at a time in threads (the FFTs
         and the compositing loop release the GIL; measured: one single-threaded FFT per frame thread
         is 2-3x faster than threaded FFTs of these small pieces)."""
+        keys = _KeyCorrections(self, f_number_scale) if self._visibility_data and f_number_scale > 0 else None
         if self.workers == 1:
-            yield from (self.frame(f, f_number_scale) for f in focus_m)
+            yield from (self._frame(f, f_number_scale, keys) for f in focus_m)
             return
         with ThreadPoolExecutor(self.workers) as pool:
             pending = deque()
             for f in focus_m:
-                pending.append(pool.submit(self.frame, f, f_number_scale))
+                pending.append(pool.submit(self._frame, f, f_number_scale, keys))
                 if len(pending) > self.workers:  # bounded look-ahead: memory stays a few frames
                     yield pending.popleft().result()
             while pending:
@@ -320,8 +360,12 @@ class SlabStack:
         """(H, W, 4) premultiplied RGBA focused at planar distance focus_m (inf: at infinity).
 
         f_number_scale = N_stack / N_wanted blurs as a different aperture would (<= 1 keeps within
-        the padding); 0 gives the pinhole composite.
+        the padding); 0 gives the pinhole composite. (`frames` interpolates the visibility correction
+        between focus distances a fraction of a pixel of blur apart; this computes it.)
         """
+        return self._frame(focus_m, f_number_scale, None)
+
+    def _frame(self, focus_m: float, f_number_scale: float, keys: _KeyCorrections | None) -> np.ndarray:
         focus = 0.0 if math.isinf(focus_m) else 1.0 / focus_m
         lo, hi = self.focus_diopters
         if not (lo - 1e-9 <= focus <= hi + 1e-9) or not 0.0 <= f_number_scale <= 1.0:
@@ -340,7 +384,12 @@ class SlabStack:
                        gains.get(slab.group, self._unit_gain))
         out[3] = 1.0 - transmit
         if self._visibility_data is not None and f_number_scale > 0:
-            self._visibility(out, focus, f_number_scale)
+            coarse = keys.at(focus) if keys else self._correction(focus, f_number_scale)
+            step = 1 << self._visibility_data[0]["level"]
+            if step > 1:  # coarse pixel i covers pixels i * step .. (i + 1) * step - 1: resize's convention
+                size = (coarse.shape[2] * step, coarse.shape[1] * step)
+                coarse = cv2.resize(coarse.transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+            out += coarse[:, :self.height, :self.width]
             np.minimum(out[3], 1.0, out=out[3])
         np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
         return out.transpose(1, 2, 0)
@@ -360,7 +409,7 @@ class SlabStack:
             buf = np.zeros((4, -(-h // step) * step, -(-w // step) * step), np.float32)
             buf[:, py:h, px:w] = slab.sharp[:4]
             coarse = buf.reshape(4, buf.shape[1] // step, step, buf.shape[2] // step, step).mean(axis=(2, 4))
-            flats.append(np.ascontiguousarray(coarse.transpose(1, 2, 0), np.float32).ravel())
+            flats.append(np.ascontiguousarray(coarse, np.float32).ravel())
             sizes.append(coarse.shape[1:])
             origins.append(((slab.y0 - py) // step, (slab.x0 - px) // step))
             y0, y1, x0, x1 = slab.box
@@ -380,8 +429,8 @@ class SlabStack:
         }
         return pieces, aperture_samples(samples, self.blades, self.rotation)
 
-    def _visibility(self, out: np.ndarray, focus: float, scale: float) -> None:
-        """Add the visibility correction to the composite out (4, H, W), computed on its coarse grid."""
+    def _correction(self, focus: float, scale: float) -> np.ndarray:
+        """The visibility correction at focus (diopters) on its coarse grid, (4, h, w)."""
         pieces, samples = self._visibility_data
         step = 1 << pieces["level"]
         coarse = np.zeros((4, -(-self.height // step), -(-self.width // step)), np.float32)
@@ -389,10 +438,7 @@ class SlabStack:
         _visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],
                                pieces["group"], pieces["groups"], diameter, samples, VISIBILITY_TILE,
                                VISIBILITY_MIN_PX, coarse)
-        if step > 1:  # coarse pixel i covers pixels i * step .. (i + 1) * step - 1: resize's convention
-            size = (coarse.shape[2] * step, coarse.shape[1] * step)
-            coarse = cv2.resize(coarse.transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
-        out += coarse[:, :self.height, :self.width]
+        return coarse
 
     def _seam_gains(self, layers: list[np.ndarray]) -> dict[int, np.ndarray]:
         """Per object in several pieces, the factor (>= 1) that fills the coverage its pieces lose at
@@ -455,9 +501,8 @@ def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
     counts (all of it scaled down if it would overfill): transmit / room is the transmittance of the
     other groups in front, and the group's new room is room - alpha or 0."""
     room = max(np.float32(1.0) - cover[y, x], np.float32(0.0))
-    if room <= np.float32(1e-6):  # the group already covers this pixel
-        return
-    weight = transmit[y, x] / max(room, alpha)
+    # Branch-free (a select), so that loops over pixels vectorise; 0 once the group covers the pixel.
+    weight = transmit[y, x] / max(room, alpha) if room > np.float32(1e-6) else np.float32(0.0)
     out[0, y, x] += r * weight
     out[1, y, x] += g * weight
     out[2, y, x] += b * weight
@@ -487,7 +532,7 @@ def _visibility_correction(flat, offset, size, origin, box, group, groups, diame
     """Add to the composite `out` (4, H, W) the difference between compositing per aperture sample
     and compositing blurred pieces, on the tiles where two pieces blurred by min_px or more can meet.
 
-    Piece k: sharp premultiplied RGBA in flat[offset[k]:], (size[k, 0], size[k, 1], 4), its pixel
+    Piece k: sharp premultiplied RGBA in flat[offset[k]:], (4, size[k, 0], size[k, 1]), its pixel
     (0, 0) on canvas pixel origin[k]; content within box[k] (y0, y1, x0, x1); group[k] in 0..groups-1;
     signed blur diameter[k]; pieces nearest first. Sample n moves piece k by -diameter[k]/2 times
     samples[n] (bilinear): the same point of the aperture seen from every depth, so the pieces occlude
@@ -547,15 +592,19 @@ def _visibility_correction(flat, offset, size, origin, box, group, groups, diame
                     w01 = (one - wy) * wx
                     w10 = wy * (one - wx)
                     w11 = wy * wx
+                    plane = h * w
                     # tile pixels whose four taps lie in the buffer (its zero padding covers the rest)
                     for i in range(max(0, -iy), min(th, h - 1 - iy)):
                         for jj in range(max(0, -ix), min(tw, w - 1 - ix)):
-                            p = base + ((iy + i) * w + ix + jj) * 4
-                            q = p + w * 4
-                            v0 = w00 * flat[p] + w01 * flat[p + 4] + w10 * flat[q] + w11 * flat[q + 4]
-                            v1 = w00 * flat[p + 1] + w01 * flat[p + 5] + w10 * flat[q + 1] + w11 * flat[q + 5]
-                            v2 = w00 * flat[p + 2] + w01 * flat[p + 6] + w10 * flat[q + 2] + w11 * flat[q + 6]
-                            v3 = w00 * flat[p + 3] + w01 * flat[p + 7] + w10 * flat[q + 3] + w11 * flat[q + 7]
+                            p = base + (iy + i) * w + ix + jj
+                            q = p + w
+                            v0 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            p, q = p + plane, q + plane
+                            v1 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            p, q = p + plane, q + plane
+                            v2 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            p, q = p + plane, q + plane
+                            v3 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
                             means[j, 0, i, jj] += v0 * inv_n
                             means[j, 1, i, jj] += v1 * inv_n
                             means[j, 2, i, jj] += v2 * inv_n

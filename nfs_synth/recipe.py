@@ -87,8 +87,8 @@ SCHEMA: dict[str, Any] = {
         "layered_slabs": Key(int, 0, 0, 4096, doc="layered engine: depth slabs; 0 = from the tolerance"),
         "layered_tolerance_px": Key(float, 0.5, 0.01, 100.0, lo_open=True,
                                     doc="layered engine: largest blur-diameter error per slab"),
-        "layered_samples": Key(int, 64, 1, 65536, doc="layered engine: Cycles samples per slab"),
-        "layered_visibility_samples": Key(int, 32, 0, 1024,
+        "layered_samples": Key(int, 32, 1, 65536, doc="layered engine: Cycles samples per slab"),
+        "layered_visibility_samples": Key(int, 64, 0, 1024,
                                           doc="layered engine: aperture points for occlusion between "
                                               "blurred objects; 0 = plain over"),
     },

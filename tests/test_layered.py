@@ -208,7 +208,7 @@ def _aperture_sampled(slabs, diopters, ppd, focus_m, n=1024):
 
 
 @pytest.mark.parametrize("diopters, focus_m", [([2.0, 1.0], 1 / 1.5), ([2.0, 1.8], 2.0)])
-def test_visibility_samples_correct_over_where_blurred_objects_overlap(diopters, focus_m):
+def test_visibility_samples_correct_over_where_blurred_objects_overlap(diopters, focus_m, monkeypatch):
     # An opaque square in front of a striped one, both defocused (either side of the focus, then
     # both in front of it at similar depths): "over" of blurred layers lets the hidden stripes show
     # beside the square's edge; compositing per aperture point must come much closer to the lens.
@@ -218,7 +218,8 @@ def test_visibility_samples_correct_over_where_blurred_objects_overlap(diopters,
     stripes = 0.5 + 0.5 * np.sin(np.arange(w) * 2 * np.pi / 9)
     back[12:52, 24:56, 1] = stripes[24:56]
     back[12:52, 24:56, 3] = 1.0
-    slabs, ppd = np.stack([front, back]), lc.VISIBILITY_PX_PER_DIOPTER  # level 0: full resolution
+    slabs, ppd = np.stack([front, back]), 15.0  # blurs of 7.5 px either side of the focus, then 22.5 and 19.5 px
+    monkeypatch.setattr(lc, "VISIBILITY_PX_PER_DIOPTER", ppd)  # the correction at full resolution
     truth = _aperture_sampled(slabs, diopters, ppd, focus_m)
     plain = SlabStack(slabs, diopters, ppd, (0.5, 2.0)).frame(focus_m)
     fixed = SlabStack(slabs, diopters, ppd, (0.5, 2.0), visibility_samples=32).frame(focus_m)
@@ -232,6 +233,25 @@ def test_visibility_samples_correct_over_where_blurred_objects_overlap(diopters,
                                   SlabStack(alone, diopters, ppd, (0.5, 2.0), visibility_samples=32).frame(focus_m))
     with pytest.raises(LayeredSettingsError, match="visibility_samples"):
         SlabStack(slabs, diopters, ppd, (0.5, 2.0), visibility_samples=-1)
+
+
+def test_sweep_interpolates_the_visibility_correction_between_keys(monkeypatch):
+    # frames() computes the correction at key focus distances (VISIBILITY_KEY_PX apart) and interpolates:
+    # the same frames in any number of threads, close to computing it at every frame (frame()).
+    monkeypatch.setattr(lc, "VISIBILITY_PX_PER_DIOPTER", 15.0)
+    h = w = 64
+    front, back = np.zeros((h, w, 4), np.float32), np.zeros((h, w, 4), np.float32)
+    front[20:44, 16:36] = (0.9, 0.1, 0.1, 1.0)
+    back[12:52, 24:56] = (0.0, 0.8, 0.2, 1.0)
+    slabs, focus = np.stack([front, back]), list(1.0 / np.linspace(0.5, 2.0, 120))
+    stacks = [SlabStack(slabs, [2.0, 1.8], 15.0, (0.5, 2.0), visibility_samples=32, workers=n) for n in (1, 2)]
+    one, two = (list(stack.frames(focus)) for stack in stacks)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+    plain = SlabStack(slabs, [2.0, 1.8], 15.0, (0.5, 2.0))
+    exact = {f: stacks[0].frame(f) for f in focus[::7]}
+    correction = max(np.abs(exact[f] - plain.frame(f)).max() for f in exact)
+    error = max(np.abs(frame - exact[f]).max() for f, frame in zip(focus[::7], one[::7]))
+    assert correction > 0.05 and error < 0.25 * correction
 
 
 def test_empty_slabs_cost_nothing_and_bad_input():
@@ -344,7 +364,7 @@ def test_layered_engine_through_the_pipeline(tmp_path):
     with SceneReader(tmp_path / "scenes" / "scene_00000.h5") as scene:
         render = json.loads(scene.h5.attrs["render_json"])
         assert render["engine"] == "layered" and render["layered_slabs"] >= 1
-        assert render["layered_visibility_samples"] == 32  # the recipe default
+        assert render["layered_visibility_samples"] == 64 and render["layered_samples"] == 4
         assert len(render["layered_slab_edges_diopter"]) == render["layered_slabs"] + 1
         assert scene.h5["frames"].shape == (4, 32, 32, 3) and scene.has_events and scene.has_spikes
         assert np.isfinite(scene.frame(3)).all() and scene.frame(3).mean() > 0.01
