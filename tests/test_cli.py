@@ -19,13 +19,18 @@ def test_export_defaults_to_the_current_folder_and_foreign_files_do_not_break_pr
     assert main(["export", "events", str(scenes / "scene_00000.h5"), "--format", "txt"]) == 0
     assert (tmp_path / "scene_00000_events.txt").stat().st_size > 0
     assert sorted(p.name for p in scenes.iterdir()) == [f"scene_{i:05d}.h5" for i in range(4)]
-    # Put there on purpose, an export is still no scene: preview skips it, validate names it.
+    # Put there on purpose, an export (or an `aif` PNG) is still no scene: preview skips it, validate
+    # leaves it alone; a scene file the manifest does not know is what validate calls stray.
     assert main(["export", "events", str(scenes / "scene_00000.h5"), "--format", "dsec-h5", "--out", str(scenes)]) == 0
+    (scenes / "scene_00000_f0_learned-ev.png").write_bytes(b"png")
     capsys.readouterr()
     assert main(["preview", str(reference_copy), "--frames", "2"]) == 0
     assert sorted(p.name for p in (reference_copy / "preview").iterdir()) == [f"scene_{i:05d}.png" for i in range(4)]
+    assert main(["validate", str(reference_copy), "--no-progress"]) == 0
+    (scenes / "scene_00009.h5").hardlink_to(scenes / "scene_00000.h5")
     assert main(["validate", str(reference_copy), "--no-progress"]) == 1
-    assert "STRAY scenes/scene_00000_events.h5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "STRAY scenes/scene_00009.h5" in out and "scene_00000_events" not in out
 
 
 def test_export_usage_errors_exit_2_and_write_nothing(reference, tmp_path, monkeypatch, capsys):

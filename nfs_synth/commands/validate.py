@@ -6,6 +6,7 @@ the manifest), every failed or missing scene, and files the manifest does not kn
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from tqdm import tqdm
 
 from ..corpus.scene_file import SCHEMA_VERSION, TMP_MARK, SceneFileError, content_hash
 from ..ledger import existing_corpus
+
+SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
 
 
 def add_arguments(p) -> None:
@@ -77,8 +80,9 @@ def run(args) -> int:
         for problem in problems:
             tqdm.write(f"BAD {entry['file']}: {problem}")
     known = {Path(e["file"]).name for e in entries.values()}
-    strays = sorted(p.name for p in (args.corpus / "scenes").glob("scene_*")
-                    if p.name not in known or TMP_MARK in p.name)
+    # Scene files and their temporaries only: outputs users put beside them (exports, PNGs) are theirs.
+    strays = sorted(p.name for p in (args.corpus / "scenes").glob("scene_*.h5*")
+                    if SCENE_NAME.fullmatch(p.name) and (p.name not in known or TMP_MARK in p.name))
     for name in strays:
         print(f"STRAY scenes/{name}: not in the manifest (a temporary, or made after the last manifest write)")
     failed = sorted(i for i, e in entries.items() if e["status"] != "complete")
