@@ -4,8 +4,9 @@ A method is a callable ``fn(scene: EvalScene, input_index: int, options: dict) -
 returning an sRGB image in [0, 1]; ``input_index`` is the frame used as the single defocused input and
 ``options`` holds ``key=value`` settings from the command line (a method reads the keys it knows, and
 declares them at registration: the evaluation rejects a key no chosen method reads, so a misspelt one
-does not silently change nothing). Other modules add methods with ``register_method(name, fn, options=...)``; modules named in ``PLUGIN_MODULES`` are
-imported on first lookup so that their ``register_method`` calls run (the learned methods live there).
+cannot silently change nothing). Other modules add methods with ``register_method(name, fn,
+options=...)``; modules named in ``PLUGIN_MODULES`` are imported on first lookup so that their
+``register_method`` calls run (the learned methods live there).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def _two_uniforms(h):
 
 def _ziggurat_tables(layers=256, r=3.6541528853610088, v=4.92867323399e-3):
     """Layer edges x, ratios x[i+1]/x[i] and densities exp(-x^2/2) of the Marsaglia-Tsang
-    ziggurat for the normal density (Doornik's form, 256 layers: 99.3 % fast path)."""
+    ziggurat for the normal density (Doornik's form; 256 layers: 98.5 % of draws take the fast path)."""
     x = np.empty(layers + 1)
     x[0] = v / math.exp(-0.5 * r * r)
     x[1] = r
@@ -58,7 +58,7 @@ _LO24 = np.uint64(0xFFFFFF)
 def _abs_normal(state, j):
     """|Z| for Z ~ N(0, 1), exact (ziggurat), from draws j, j+1, ... of the stream.
 
-    Returns (|Z|, next j).  The fast path (99.3 %) costs one hash and no transcendental.
+    Returns (|Z|, next j).  The fast path (98.5 %) costs one hash and no transcendental.
     """
     while True:
         h = _mix(state + np.uint64(j) * _GAMMA)
