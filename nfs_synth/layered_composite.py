@@ -242,7 +242,7 @@ class _KeyCorrections:
 
     def __init__(self, stack: SlabStack, scale: float, keep: int = 8) -> None:
         self.stack, self.scale, self.keep = stack, scale, keep
-        step = 1 << stack._visibility_data[0]["level"]
+        step = stack._visibility_data[0]["step"]
         self.lo, self.hi = stack.focus_diopters
         self.spacing = VISIBILITY_KEY_PX * step / (stack.px_per_diopter * scale)
         self.lock, self.keys = Lock(), {}
@@ -385,7 +385,7 @@ class SlabStack:
         out[3] = 1.0 - transmit
         if self._visibility_data is not None and f_number_scale > 0:
             coarse = keys.at(focus) if keys else self._correction(focus, f_number_scale)
-            step = 1 << self._visibility_data[0]["level"]
+            step = self._visibility_data[0]["step"]
             if step > 1:  # coarse pixel i covers pixels i * step .. (i + 1) * step - 1: resize's convention
                 size = (coarse.shape[2] * step, coarse.shape[1] * step)
                 coarse = cv2.resize(coarse.transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
@@ -417,7 +417,7 @@ class SlabStack:
         sizes = np.array(sizes, np.int64).reshape(-1, 2)
         ids = {g: i for i, g in enumerate(dict.fromkeys(slab.group for slab in self.slabs))}
         pieces = {
-            "level": level,
+            "step": step,
             "flat": np.concatenate(flats) if flats else np.zeros(0, np.float32),
             "offset": np.concatenate([[0], np.cumsum(sizes[:, 0] * sizes[:, 1] * 4)[:-1]]).astype(np.int64),
             "size": sizes,
@@ -432,7 +432,7 @@ class SlabStack:
     def _correction(self, focus: float, scale: float) -> np.ndarray:
         """The visibility correction at focus (diopters) on its coarse grid, (4, h, w)."""
         pieces, samples = self._visibility_data
-        step = 1 << pieces["level"]
+        step = pieces["step"]
         coarse = np.zeros((4, -(-self.height // step), -(-self.width // step)), np.float32)
         diameter = scale * self.px_per_diopter / step * (pieces["diopter"] - focus)
         _visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],

@@ -158,8 +158,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         raise RecipeError(f"{path}: not valid TOML: {err}") from None
     overridden = {}
     for item in overrides or []:
-        apply_override(raw, item)
-        overridden[".".join(parse_override(item)[0])] = f"--set {item}"
+        overridden[apply_override(raw, item)] = f"--set {item}"
     return validate(raw, source=str(path), overridden=overridden)
 
 
@@ -178,7 +177,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def apply_override(raw: dict, item: str) -> None:
+def apply_override(raw: dict, item: str) -> str:
+    """Set `key.path=value` in the raw recipe; returns the dotted key."""
     parts, value = parse_override(item)
     node = raw
     for part in parts[:-1]:
@@ -187,6 +187,7 @@ def apply_override(raw: dict, item: str) -> None:
             raise RecipeError(f"--set {item!r}: '{part}' is a value, not a table")
         node = child
     node[parts[-1]] = value
+    return ".".join(parts)
 
 
 # ---------------------------------------------------------------- validation
