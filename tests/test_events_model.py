@@ -81,7 +81,7 @@ def test_p_on_matches_gamblers_ruin_formula():
 def _passage_samples(e, c, s2, n, seed):
     rng = np.random.default_rng(seed)
     z2, u = rng.standard_normal(n) ** 2, rng.random(n)
-    return np.array([1.0 / K._inverse_passage(e, 1.0 / e, c, s2, z2[i], u[i]) for i in range(n)])
+    return np.array([K._passage(e, 1.0 / e, c, s2, z2[i], u[i])[1] for i in range(n)])
 
 
 def test_first_passage_is_inverse_gaussian_and_levy_at_zero_drift():
@@ -98,15 +98,19 @@ def test_first_passage_is_inverse_gaussian_and_levy_at_zero_drift():
 
 @numba.njit
 def _abs_normals(n, seed):
-    out, j = np.empty(n), 0
+    out, j = np.empty((2, n)), 0
     for i in range(n):
-        out[i], j = K._abs_normal(np.uint64(seed), j)
+        out[0, i], out[1, i], j = K._abs_normal(np.uint64(seed), j)
     return out
 
 
-def test_ziggurat_gives_half_normal_magnitudes():
-    z = _abs_normals(100_000, 7)
+def test_ziggurat_gives_half_normal_magnitudes_and_an_independent_uniform():
+    z, u = _abs_normals(100_000, 7)
     assert stats.kstest(z, stats.halfnorm.cdf).pvalue > 1e-3
+    # The spare bits of the normal's word: uniform, and uncorrelated with |Z| (|rho| within
+    # 5 standard errors, 1/sqrt(n)).
+    assert stats.kstest(u, stats.uniform.cdf).pvalue > 1e-3
+    assert abs(np.corrcoef(z, u)[0, 1]) < 5 / math.sqrt(z.size)
     # Tail beyond R (its own sampler): within 5 binomial standard errors.
     p = 2 * stats.norm.sf(K._ZIG_R)
     assert np.mean(z > K._ZIG_R) == pytest.approx(p, abs=5 * math.sqrt(p * (1 - p) / z.size))
@@ -244,6 +248,61 @@ def _texture(n=12, h=20, w=30):
     x = np.linspace(0, 1, w)
     return np.stack([np.broadcast_to(120 + 100 * np.sin(2 * np.pi * (3 * x + 0.07 * i)), (h, w))
                      for i in range(n)]), np.arange(n, dtype=np.int64) * 1000
+
+
+@numba.njit
+def _scalar_interval(l0, l1, res, dt, k, key, interval):
+    """The model one pixel at a time, every step by the exact scalar `_attempt` (the
+    kernel's definition), drift and noise as documented: (t, x, y, p) rows and residuals."""
+    k1, k2, k3, k4, k5, k6 = k
+    h, w = l0.shape
+    out = []
+    res_out = np.empty((h, w))
+    for y in range(h):
+        row_seed = K._mix(key ^ K._mix((np.uint64(interval) << np.uint64(32)) | np.uint64(y)))
+        for x in range(w):
+            lm = 0.5 * (l0[y, x] + l1[y, x])
+            inv = 1.0 / (lm + k2)
+            mu = k1 * (l1[y, x] - l0[y, x]) * (1.0 / dt) * inv + k4 + k5 * lm
+            s2 = (k3 * math.sqrt(lm) * inv + k6) ** 2
+            j, t, r = (x << 32) + 1, 0.0, res[y, x]
+            while True:
+                p_reset = K._p_on(mu, s2, 1.0, 1.0) if r == 0.0 else 0.5
+                on, e, rate, tau, j = K._attempt(row_seed, j, mu, abs(mu), s2, r, p_reset)
+                r_next, t_next, fire = K._outcome(r, on, e, rate, tau, t, dt)
+                if not fire:
+                    res_out[y, x] = r_next
+                    break
+                out.append((np.int64(np.rint(t_next)), x, y, int(on)))
+                t, r = t_next, 0.0
+    return out, res_out
+
+
+@pytest.mark.parametrize("k", [DVS346.as_array(), np.array([5.0, 20.0, 1e-4, 0.0, 0.0, 1e-5])])
+def test_vectorised_steps_equal_the_scalar_definition(k):
+    # Strong edges (certain polarity, the vectorised fast path), flat regions with a random
+    # residual (polarity a coin flip, the slow path) and, with k4 = k5 = 0, zero drift.
+    rng = np.random.default_rng(8)
+    h, w = 12, 70
+    l0 = np.repeat(rng.choice([5.0, 120.0, 250.0], size=(h, w // 5)), 5, axis=1)
+    l1 = np.where(rng.random((h, w)) < 0.5, l0, l0[:, ::-1])
+    res = rng.uniform(-0.99, 0.99, (h, w))
+    key, interval, dt = np.uint64(77), 5, 1000.0
+    expected, res_expected = _scalar_interval(l0, l1, res, dt, k, key, interval)
+    cap = 4096
+    buf = np.empty((h, cap), np.int64)
+    counts = np.zeros(h, np.int64)
+    res_out = np.empty((h, w))
+    K.simulate_interval(l0, l1, res, res_out, dt, k, False, key, interval, np.arange(h), cap, buf,
+                        counts, np.zeros(0, np.int64))
+    got = np.empty(counts.sum(), EVENT_DTYPE)
+    K.gather_rows(buf, counts, 0, got["t"], got["x"], got["y"], got["p"])
+    want = np.array(expected, dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
+    assert len(want) > 1000
+    key_of = lambda e: np.lexsort((e["p"], e["x"], e["y"], e["t"]))
+    for f in ("t", "x", "y", "p"):
+        np.testing.assert_array_equal(got[f][key_of(got)], want[f][key_of(want)])
+    np.testing.assert_array_equal(res_out, res_expected)
 
 
 def test_same_seed_same_events_and_streaming_equals_whole():

@@ -6,6 +6,7 @@ Frames are gray on the 0..255 scale (see `rgb_to_gray`), timestamps integer micr
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,8 @@ import numpy as np
 from . import events_kernel as _k
 
 MODEL = "DVS-Voltmeter (Lin et al., ECCV 2022), nfs_synth corrected"
-MODEL_VERSION = "nfs_synth.events/1"
+# Changes whenever the same seed gives other events (2: the 1024-layer ziggurat, one draw per step).
+MODEL_VERSION = "nfs_synth.events/2"
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 
@@ -203,10 +205,8 @@ class EventSimulator:
         self._alloc(max(64, 2 * self.width))
 
     def _alloc(self, cap):
-        self._cap = int(cap)  # column cap is the kernel's scratch slot
-        self._buf_t = np.empty((self.height, self._cap + 1), np.int64)
-        self._buf_x = np.empty((self.height, self._cap + 1), np.uint16)
-        self._buf_p = np.empty((self.height, self._cap + 1), np.uint8)
+        self._cap = int(cap)
+        self._buf = np.empty((self.height, self._cap), np.int64)
 
     def feed(self, frame, t_us) -> np.ndarray:
         """Events since the previous frame (rounded times in [t_prev, t_us]), sorted by t.
@@ -230,15 +230,14 @@ class EventSimulator:
         over = np.flatnonzero(self._counts > self._cap)
         if over.size:
             # Counter-based randomness makes re-running those rows identical, only complete.
-            old = (self._buf_t, self._buf_x, self._buf_p)
+            old = self._buf
             self._alloc(int(self._counts.max() * 1.25) + 16)
-            for new_buf, old_buf in zip((self._buf_t, self._buf_x, self._buf_p), old):
-                new_buf[:, :old_buf.shape[1]] = old_buf
+            self._buf[:, :old.shape[1]] = old
             self._simulate(self._prev, cur, dt, over.astype(np.int64), _NO_HIST)
             if hist.size:  # recount: the first run counted events it could not store
                 hist[:] = 0
                 for b in range(len(hist)):
-                    _k.band_histogram(self._buf_t, self._counts, edges[b], edges[b + 1], hist[b])
+                    _k.band_histogram(self._buf, self._counts, edges[b], edges[b + 1], hist[b])
         events = self._gather(self._t_prev, dt, edges, hist)
         self._res, self._res_next = self._res_next, self._res
         self._prev, self._t_prev = cur, t_us
@@ -253,8 +252,7 @@ class EventSimulator:
 
     def _simulate(self, l0, l1, dt, rows, hist):
         _k.simulate_interval(l0, l1, self._res, self._res_next, float(dt), self._k, self.log_drift,
-                             self._key, self._interval, rows, self._cap, self._buf_t, self._buf_x,
-                             self._buf_p, self._counts, hist)
+                             self._key, self._interval, rows, self._cap, self._buf, self._counts, hist)
 
     def _run(self, l0, l1, dt, edges, hist):
         def run(b):
@@ -265,10 +263,24 @@ class EventSimulator:
         self._map(run, len(edges) - 1)
 
     def _map(self, fn, tasks):
-        if tasks == 1:
-            fn(0)
-        else:
-            list(_pool(min(numba.get_num_threads(), tasks)).map(fn, range(tasks)))
+        """fn(0), ..., fn(tasks - 1) in this thread and up to numba's thread count - 1 pool
+        threads, each taking the next task when done (a thread the host delays takes fewer);
+        this thread starts at once instead of waiting for a pool thread to wake."""
+        helpers = min(numba.get_num_threads(), tasks) - 1
+        if helpers == 0:
+            for b in range(tasks):
+                fn(b)
+            return
+        order = itertools.count()  # next() is atomic under the GIL
+
+        def take():
+            while (b := next(order)) < tasks:
+                fn(b)
+
+        pending = [_pool(helpers).submit(take) for _ in range(helpers)]
+        take()
+        for f in pending:
+            f.result()
 
     def _gather(self, t0, dt, edges, hist):
         n = int(self._counts.sum())
@@ -276,15 +288,18 @@ class EventSimulator:
         if n == 0:
             return out
         fields = (out["t"], out["x"], out["y"], out["p"])
-        bufs = (self._buf_t, self._buf_x, self._buf_p, self._counts)
+        bufs = (self._buf, self._counts)
         if hist.size:  # the counting sort in bands, with the kernel's histograms
             start = _k.band_starts(hist)
-            scatter = lambda b: _k.band_scatter(*bufs, edges[b], edges[b + 1], t0, start[b], *fields)
-            if n < _EVENTS_PER_GATHER_TASK:
-                for b in range(len(edges) - 1):
-                    scatter(b)
-            else:
-                self._map(scatter, len(edges) - 1)
+            bands = len(hist)
+            tasks = 1 if n < _EVENTS_PER_GATHER_TASK else min(numba.get_num_threads(), bands)
+            groups = np.linspace(0, bands, tasks + 1).astype(np.int64)
+
+            def scatter(g):  # adjacent bands in one task: threads share fewer output lines
+                for b in range(groups[g], groups[g + 1]):
+                    _k.band_scatter(*bufs, edges[b], edges[b + 1], t0, start[b], *fields)
+
+            self._map(scatter, tasks)
         elif dt <= _COUNTING_SORT_MAX_DT:
             _k.gather_sorted(*bufs, t0, dt, *fields)
         else:
