@@ -1,8 +1,8 @@
 """Event simulator speed: numba kernel vs a straightforward numpy port of the reference.
 
-    python benchmarks/events.py [--frames 300] [--ref-frames 40] [--scene FILE.h5]
+    python benchmarks/events.py [--frames 300] [--ref-frames 40] [--scene FILE.h5] [--torch-device cuda]
 
-Prints frames/s and events/s of both on the same frames (the straightforward version on
+Prints frames/s and events/s of both (and of the torch path on --torch-device) on the same frames (the straightforward version on
 the first --ref-frames intervals only, it is slow), their ratio (of total wall-clock time,
 of CPU time, and of the median wall-clock time per interval, which an interval delayed by
 other work on a shared machine does not move), the DSEC write speed, and the peak traced
@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from nfs_synth.corpus.events_io import EventWriter
 from nfs_synth.sensors.events import DVS346, EVENT_DTYPE, EventSimulator, rgb_to_gray
+from nfs_synth.sensors.events_torch import TorchEventSimulator
 
 
 # --- the straightforward implementation (per-frame float64 numpy, recursive re-sampling) ---
@@ -142,19 +143,23 @@ def report(name, intervals, events, wall, cpu, median):
     return intervals / wall, intervals / cpu, 1.0 / median
 
 
-def compare(label, make_frames, height, width, ref_frames):
+def compare(label, make_frames, height, width, ref_frames, torch_device=None):
     print(f"{label} ({width}x{height}, {numba.get_num_threads()} numba threads)")
-    warm = EventSimulator(height, width, DVS346, np.random.default_rng(0))
-    run(warm, (f for f, _ in zip(make_frames(), range(3))))  # compile / load the cache
-    report("numba kernel", *run(EventSimulator(height, width, DVS346, np.random.default_rng(1)), make_frames()))
-    head = run(EventSimulator(height, width, DVS346, np.random.default_rng(1)),
-               (f for f, _ in zip(make_frames(), range(ref_frames + 1))))
-    fast = report("  same, head", *head)
-    ref = run(RefSimulator(height, width, DVS346, 1), (f for f, _ in zip(make_frames(), range(ref_frames + 1))))
-    slow = report("straightforward", *ref)
-    print(f"  speed-up on the same {ref_frames} intervals: {fast[0] / slow[0]:.1f}x wall-clock, "
-          f"{fast[1] / slow[1]:.1f}x CPU time, {fast[2] / slow[2]:.1f}x median wall-clock per interval "
-          f"(event counts {head[1]} vs {ref[1]})")
+    head_frames = lambda: (f for f, _ in zip(make_frames(), range(ref_frames + 1)))
+    ref = run(RefSimulator(height, width, DVS346, 1), head_frames())
+    sims = {"numba kernel": lambda seed: EventSimulator(height, width, DVS346, np.random.default_rng(seed))}
+    if torch_device:
+        sims[f"torch {torch_device}"] = lambda seed: TorchEventSimulator(
+            height, width, DVS346, np.random.default_rng(seed), device=torch_device)
+    for name, make in sims.items():
+        run(make(0), (f for f, _ in zip(make_frames(), range(3))))  # compile / load the cache, warm up
+        report(name, *run(make(1), make_frames()))
+        head = run(make(1), head_frames())
+        fast = report("  same, head", *head)
+        slow = report("straightforward", *ref)
+        print(f"  speed-up on the same {ref_frames} intervals: {fast[0] / slow[0]:.1f}x wall-clock, "
+              f"{fast[1] / slow[1]:.1f}x CPU time, {fast[2] / slow[2]:.1f}x median wall-clock per interval "
+              f"(event counts {head[1]} vs {ref[1]})")
 
 
 def write_speed(make_frames, height, width):
@@ -198,6 +203,7 @@ def main():
     ap.add_argument("--width", type=int, default=346)
     ap.add_argument("--scene", type=Path, help="scene file: frames (T,H,W,3 float16) and timestamps_us")
     ap.add_argument("--intensity", default="srgb_luminance")
+    ap.add_argument("--torch-device", help="also time the torch path there (cuda, cpu, ...)")
     args = ap.parse_args()
     h, w = args.height, args.width
     _warm()
@@ -205,11 +211,13 @@ def main():
           f"on {os.cpu_count()} CPUs")
     for label, speed, sharp in (("moving texture, 0.5 px/frame, 1 kHz", 0.5, 0.3),
                                 ("dense: black-and-white texture, 4 px/frame, 1 kHz", 4.0, 3.0)):
-        compare(label, lambda s=speed, k=sharp: moving_texture(args.frames, h, w, s, k), h, w, args.ref_frames)
+        compare(label, lambda s=speed, k=sharp: moving_texture(args.frames, h, w, s, k), h, w, args.ref_frames,
+                args.torch_device)
     if args.scene:
         with h5py.File(args.scene, "r") as f:
             _, sh, sw, _ = f["frames"].shape
-        compare(f"scene {args.scene.name}", lambda: scene_frames(args.scene, args.intensity), sh, sw, args.ref_frames)
+        compare(f"scene {args.scene.name}", lambda: scene_frames(args.scene, args.intensity), sh, sw, args.ref_frames,
+                args.torch_device)
     write_speed(lambda: moving_texture(args.frames, h, w, 4.0, 3.0), h, w)
     memory_flatness(h, w)
 

@@ -15,12 +15,21 @@ from nfs_synth.sensors import events_kernel as K
 from nfs_synth.sensors.events import (DVS240, DVS346, EVENT_DTYPE, PRESETS, TABLE3_RANGES, DVSParams,
                                       EventSimulator, EventsError, from_recipe, rgb_to_gray,
                                       sample_params, simulate)
+from nfs_synth.sensors.events_torch import TorchEventSimulator
 
 NOISELESS = dict(k3=0.0, k6=0.0)
+# The model tests run on the numba kernel and on the torch path (on the CPU here).
+BACKENDS = pytest.mark.parametrize("device", [None, "cpu"], ids=["numba", "torch"])
 
 
 def _const(value, n, h, w):
     return np.full((n, h, w), float(value))
+
+
+def _simulator(device, *args, **options):
+    if device is None:
+        return EventSimulator(*args, **options)
+    return TorchEventSimulator(*args, device=device, **options)
 
 
 def _ramp(l0, l1, n, h, w):
@@ -120,10 +129,11 @@ def test_ziggurat_gives_half_normal_magnitudes_and_an_independent_uniform():
 
 @pytest.mark.parametrize("params, level, n_frames, dt", [
     (DVS346, 128.0, 101, 20_000), (DVS240, 128.0, 101, 20_000), (DVS346, 0.0, 201, 1_000_000)])
-def test_static_leak_rate(params, level, n_frames, dt):
+@BACKENDS
+def test_static_leak_rate(params, level, n_frames, dt, device):
     h = w = 32
     t = np.arange(n_frames, dtype=np.int64) * dt
-    ev = simulate(_const(level, n_frames, h, w), t, params, 11, random_initial_residual=True)
+    ev = simulate(_const(level, n_frames, h, w), t, params, 11, random_initial_residual=True, device=device)
     expected = 1e6 * (params.k4 + params.k5 * level)  # Hz
     duration = (t[-1] - t[0]) / 1e6
     rate = np.count_nonzero(ev["p"] == 1) / (h * w * duration)
@@ -133,12 +143,13 @@ def test_static_leak_rate(params, level, n_frames, dt):
     assert np.count_nonzero(ev["p"] == 0) < 0.01 * len(ev)
 
 
-def test_reference_initial_residual_fires_leak_in_lock_step():
+@BACKENDS
+def test_reference_initial_residual_fires_leak_in_lock_step(device):
     h = w = 16
     t = np.arange(81, dtype=np.int64) * 25_000  # 2 s; first leak event near 1/0.74 Hz
     first = {}
     for opt in (False, True):
-        ev = simulate(_const(128, 81, h, w), t, DVS346, 5, random_initial_residual=opt)
+        ev = simulate(_const(128, 81, h, w), t, DVS346, 5, random_initial_residual=opt, device=device)
         _, idx = np.unique(ev["y"].astype(np.int64) * w + ev["x"], return_index=True)
         first[opt] = ev["t"][idx].astype(float)
     # Residual 0: IG first passage with CV sqrt(sigma^2/mu) ~ 2 %; random: uniform phase.
@@ -146,35 +157,38 @@ def test_reference_initial_residual_fires_leak_in_lock_step():
     assert first[True].std() / first[True].mean() > 0.3
 
 
-def test_brightness_ramp_counts_and_polarity():
+@BACKENDS
+def test_brightness_ramp_counts_and_polarity(device):
     h, w, n = 32, 32, 101
     t = np.arange(n, dtype=np.int64) * 1000
     expected = DVS346.k1 * math.log((200 + 20) / (50 + 20))
     # Random stationary residual: E[ON count] = k1*|dln| + leak*T exactly (leak*T ~ 0.07).
-    up = simulate(_ramp(50, 200, n, h, w), t, DVS346, 7, random_initial_residual=True)
+    up = simulate(_ramp(50, 200, n, h, w), t, DVS346, 7, random_initial_residual=True, device=device)
     assert len(up) / (h * w) == pytest.approx(expected, rel=0.05)
     assert np.all(up["p"] == 1)
     # Fine thresholds (k1=60) make the floor of the count negligible, in both directions.
     fine = DVSParams(60.0, 20.0, 1e-4, 1e-7, 5e-9, 1e-5)
     for l0, l1, pol in ((50, 200, 1), (200, 50, 0)):
-        ev = simulate(_ramp(l0, l1, n, h, w), t, fine, 8)
+        ev = simulate(_ramp(l0, l1, n, h, w), t, fine, 8, device=device)
         assert len(ev) / (h * w) == pytest.approx(60 * abs(math.log((l1 + 20) / (l0 + 20))), rel=0.05)
         assert np.mean(ev["p"] == pol) > 0.99
 
 
-def test_step_counts_need_log_drift():
+@BACKENDS
+def test_step_counts_need_log_drift(device):
     h = w = 32
     fine = DVSParams(60.0, 20.0, 1e-4, 1e-7, 5e-9, 1e-5)
     for l0, l1 in ((50, 200), (200, 50)):
         frames, t = np.stack([_const(l0, 1, h, w)[0], _const(l1, 1, h, w)[0]]), np.array([0, 2000])
-        log_ev = simulate(frames, t, fine, 9, log_drift=True)
+        log_ev = simulate(frames, t, fine, 9, log_drift=True, device=device)
         assert len(log_ev) / (h * w) == pytest.approx(60 * abs(math.log((l1 + 20) / (l0 + 20))), rel=0.05)
         # The reference's midpoint drift gives k1*dL/(Lm+k2) for a single step instead.
-        mid_ev = simulate(frames, t, fine, 9)
+        mid_ev = simulate(frames, t, fine, 9, device=device)
         assert len(mid_ev) / (h * w) == pytest.approx(60 * abs(l1 - l0) / ((l0 + l1) / 2 + 20), rel=0.05)
 
 
-def test_zero_noise_events_are_the_analytic_crossings():
+@BACKENDS
+def test_zero_noise_events_are_the_analytic_crossings(device):
     rng = np.random.default_rng(4)
     h, w, n = 3, 5, 25
     params = DVSParams(5.0, 20.0, 0.0, 1e-7, 1e-9, 0.0)
@@ -182,7 +196,7 @@ def test_zero_noise_events_are_the_analytic_crossings():
     sign = rng.choice([-1.0, 1.0], size=(h, w))
     start = np.where(sign > 0, 10.0, 245.0)
     frames = start + sign * np.cumsum(rng.uniform(1.0, 9.0, (n, h, w)), axis=0)
-    ev = simulate(frames, t, params, 0)
+    ev = simulate(frames, t, params, 0, device=device)
     expected = []
     for y in range(h):
         for x in range(w):
@@ -202,36 +216,39 @@ def test_zero_noise_events_are_the_analytic_crossings():
     assert np.max(np.abs(got[order_g, 0] - expected[order_e, 0])) <= 0.5 + 1e-6
 
 
-def test_log_drift_is_split_invariant_without_noise():
+@BACKENDS
+def test_log_drift_is_split_invariant_without_noise(device):
     h = w = 4
     params = DVSParams(5.0, 20.0, 0.0, 0.0, 0.0, 0.0)
     coarse = simulate(np.stack([_const(30, 1, h, w)[0], _const(230, 1, h, w)[0]]), [0, 9000], params, 1,
-                      log_drift=True)
+                      log_drift=True, device=device)
     levels = np.array([30, 31, 60, 200, 230.0])
     fine = simulate(np.broadcast_to(levels[:, None, None], (5, h, w)), [0, 100, 2000, 8000, 9000], params, 1,
-                    log_drift=True)
+                    log_drift=True, device=device)
     assert len(coarse) == len(fine) == h * w * math.floor(5 * math.log(250 / 50))
 
 
-def test_zero_drift_first_passage_through_the_simulator():
+@BACKENDS
+def test_zero_drift_first_passage_through_the_simulator(device):
     # k4=k5=0 and a static frame: mu == 0, sigma = k6.  With sigma*sqrt(dt) = 1 the chance
     # of a first event within dt is P(Levy(1) <= 1) = 2*(1 - Phi(1)) = 0.3173 (the
     # reference's factor-2 sampler would give 0.157).  Binomial SE over 4096 px: 0.0073.
     h = w = 64
     params = DVSParams(5.0, 20.0, 0.0, 0.0, 0.0, 1e-2)
-    ev = simulate(_const(100, 2, h, w), [0, 10_000], params, 3)
+    ev = simulate(_const(100, 2, h, w), [0, 10_000], params, 3, device=device)
     fired = len(np.unique(ev["y"].astype(np.int64) * w + ev["x"])) / (h * w)
     assert fired == pytest.approx(2 * stats.norm.sf(1.0), abs=5 * 0.0073)
     assert np.mean(ev["p"]) == pytest.approx(0.5, abs=0.05)
 
 
-def test_passage_against_the_drift_uses_the_conditional_law():
+@BACKENDS
+def test_passage_against_the_drift_uses_the_conditional_law(device):
     # 2*mu/sigma^2 = 1: P(first event OFF) = 1 - (1-e^-1)/(1-e^-2) = 0.269.  Conditioned on
     # reaching its barrier first, the OFF passage time is IG(1/mu, 1/sigma^2) like ON.
     h = w = 48
     mu, s2 = 1e-5, 2e-5
     params = DVSParams(5.0, 20.0, 0.0, mu, 0.0, math.sqrt(s2))
-    ev = simulate(_const(100, 2, h, w), [0, 5_000_000], params, 6)  # long interval: argsort path
+    ev = simulate(_const(100, 2, h, w), [0, 5_000_000], params, 6, device=device)  # long interval: argsort path
     _, idx = np.unique(ev["y"].astype(np.int64) * w + ev["x"], return_index=True)
     first = ev[idx]
     p_off = 1 - (1 - math.exp(-1)) / (1 - math.exp(-2))
@@ -372,11 +389,46 @@ def test_quantize_8bit_rounds_input():
     np.testing.assert_array_equal(a, b)
 
 
+def test_torch_path_has_the_numba_statistics():
+    # The same frames through both: per pixel, the counts of all and of ON events are
+    # independent draws of the same law, so their paired differences average to 0 within 5
+    # standard errors; the times within the interval follow one law (two-sample KS).
+    frames, t = _texture(40, 40, 60)
+    frames = frames + np.random.default_rng(1).uniform(0, 30, frames.shape)  # flicker: noisy pixels
+    a = simulate(frames, t, DVS240, 5, random_initial_residual=True)
+    b = simulate(frames, t, DVS240, 6, random_initial_residual=True, device="cpu")
+    assert len(a) > 20_000
+    for ev_a, ev_b in ((a, b), (a[a["p"] == 1], b[b["p"] == 1])):
+        counts = [np.bincount(e["y"].astype(np.int64) * 60 + e["x"], minlength=40 * 60) for e in (ev_a, ev_b)]
+        d = counts[0] - counts[1]
+        assert abs(d.mean()) < 5 * d.std() / math.sqrt(d.size)
+    assert stats.ks_2samp(a["t"] % 1000, b["t"] % 1000).pvalue > 1e-3
+
+
+def test_torch_path_is_reproducible_and_streams():
+    frames, t = _texture()
+    whole = simulate(frames, t, DVS240, 42, random_initial_residual=True, device="cpu")
+    assert whole.dtype == EVENT_DTYPE and len(whole) > 1000 and np.all(np.diff(whole["t"]) >= 0)
+    np.testing.assert_array_equal(whole, simulate(frames, t, DVS240, 42, random_initial_residual=True,
+                                                  device="cpu"))
+    assert not np.array_equal(whole, simulate(frames, t, DVS240, 43, random_initial_residual=True, device="cpu"))
+    sim = TorchEventSimulator(20, 30, DVS240, np.random.default_rng(42), device="cpu", random_initial_residual=True)
+    streamed = np.concatenate([sim.feed(f, int(ti)) for f, ti in zip(frames, t)])
+    np.testing.assert_array_equal(streamed, whole)
+
+
+@pytest.mark.parametrize("device", ["no-such-device", "cuda:99"])
+def test_torch_device_must_exist(device):
+    with pytest.raises(EventsError, match="not available"):
+        TorchEventSimulator(4, 4, DVS346, np.random.default_rng(0), device=device)
+
+
 # --- bad input -------------------------------------------------------------------------
 
-def test_feed_rejects_bad_input_without_changing_state():
+@BACKENDS
+def test_feed_rejects_bad_input_without_changing_state(device):
     frames, t = _texture(4)
-    sim = EventSimulator(20, 30, DVS346, np.random.default_rng(0))
+    sim = _simulator(device, 20, 30, DVS346, np.random.default_rng(0))
     sim.feed(frames[0], 0)
     bad = [(frames[1], 0, "not after"), (frames[1], -5, "not after"), (frames[1][:, :-1], 1000, "shape"),
            (np.full((20, 30), np.nan), 1000, "NaN"), (np.full((20, 30), np.inf), 1000, "NaN"),
@@ -386,7 +438,7 @@ def test_feed_rejects_bad_input_without_changing_state():
         with pytest.raises(EventsError, match=word):
             sim.feed(frame, ti)
     got = [sim.feed(f, int(ti)) for f, ti in zip(frames[1:], t[1:])]
-    np.testing.assert_array_equal(np.concatenate(got), simulate(frames, t, DVS346, 0))
+    np.testing.assert_array_equal(np.concatenate(got), simulate(frames, t, DVS346, 0, device=device))
 
 
 def test_simulate_and_constructor_reject_bad_input():

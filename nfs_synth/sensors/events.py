@@ -6,6 +6,7 @@ Frames are gray on the 0..255 scale (see `rgb_to_gray`), timestamps integer micr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -196,10 +197,13 @@ class EventSimulator:
             self._res = rng.random(shape)
         else:
             self._res = np.zeros(shape)
-        self._res_next = np.empty(shape)
         self._prev = None
         self._t_prev = None
         self._interval = 0
+        self._init_backend()
+
+    def _init_backend(self):
+        self._res_next = np.empty_like(self._res)
         self._rows = np.arange(self.height, dtype=np.int64)
         self._counts = np.zeros(self.height, np.int64)
         self._alloc(max(64, 2 * self.width))
@@ -222,7 +226,13 @@ class EventSimulator:
         if self._prev is None:
             self._prev, self._t_prev = cur, t_us
             return np.empty(0, EVENT_DTYPE)
-        dt = t_us - self._t_prev
+        events = self._interval_events(cur, t_us - self._t_prev)
+        self._prev, self._t_prev = cur, t_us
+        self._interval += 1
+        return events
+
+    def _interval_events(self, cur, dt):
+        """Events of the interval from self._prev to cur (dt us after it); advances the residual."""
         edges = self._band_edges()
         # Per band, the histogram of event times the kernel builds for the counting sort.
         hist = np.zeros((len(edges) - 1, dt + 2 if dt <= _FUSED_SORT_MAX_DT else 0), np.int64)
@@ -240,8 +250,6 @@ class EventSimulator:
                     _k.band_histogram(self._buf, self._counts, edges[b], edges[b + 1], hist[b])
         events = self._gather(self._t_prev, dt, edges, hist)
         self._res, self._res_next = self._res_next, self._res
-        self._prev, self._t_prev = cur, t_us
-        self._interval += 1
         return events
 
     def _band_edges(self) -> np.ndarray:
@@ -308,8 +316,11 @@ class EventSimulator:
         return out
 
 
-def simulate(frames, t_us, params, seed, **options) -> np.ndarray:
-    """Events of a whole sequence: frames (T, H, W) gray 0..255, t_us (T,) increasing int."""
+def simulate(frames, t_us, params, seed, *, device=None, **options) -> np.ndarray:
+    """Events of a whole sequence: frames (T, H, W) gray 0..255, t_us (T,) increasing int.
+
+    device (a torch device name) runs `TorchEventSimulator` there instead of the numba kernel:
+    the same statistics, not the same events."""
     frames = np.asarray(frames)
     t_us = np.asarray(t_us)
     if frames.ndim != 3:
@@ -321,7 +332,12 @@ def simulate(frames, t_us, params, seed, **options) -> np.ndarray:
     if np.any(np.diff(t_us) <= 0):
         i = int(np.flatnonzero(np.diff(t_us) <= 0)[0]) + 1
         raise EventsError(f"t_us must be strictly increasing (t_us[{i}] = {t_us[i]} <= {t_us[i - 1]})")
-    sim = EventSimulator(frames.shape[1], frames.shape[2], params, np.random.default_rng(seed), **options)
+    if device is None:
+        make = EventSimulator
+    else:
+        from .events_torch import TorchEventSimulator  # torch only when asked for
+        make = functools.partial(TorchEventSimulator, device=device)
+    sim = make(frames.shape[1], frames.shape[2], params, np.random.default_rng(seed), **options)
     chunks = [sim.feed(f, t) for f, t in zip(frames, t_us.tolist())]
     return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
 
