@@ -176,16 +176,16 @@ def _attempt(state, j, mu, c, s2, r, p_reset):
 
 
 @njit(cache=True, error_model="numpy")
-def _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n, on_w, r_w, t_w, j_w, fast_w, fire_w):
+def _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n, on_w, r_w, t_w, fast_w, fire_w):
     """`_attempt` for n pixels (drift mus, variance s2s, draw index js, residual rs unless
     not first, then 0, time ts) as straight-line code over contiguous arrays, which the
     compiler vectorises.
 
     fast_w is False where a rare slow path is needed (a ziggurat rejection, or a polarity
     that is not certain): the caller redoes those with `_attempt`; elsewhere the results
-    are bit-identical to it, from one draw.  For each pixel: polarity on_w, the residual
-    r_w carried if no event comes before the next frame, the event time t_w, the next draw
-    index j_w and whether it fires (fire_w).  Returns the number of slow paths.
+    are bit-identical to it, from one draw (the next is js + 1).  For each pixel: polarity
+    on_w, the residual r_w carried if no event comes before the next frame, the event time
+    t_w and whether it fires (fire_w).  Returns the number of slow paths.
     """
     n_slow = 0
     for k in range(n):
@@ -206,7 +206,6 @@ def _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n, on_w, r_w, t_w, j_w,
         rate, tau = _passage(e, 1.0 / e, abs(mu), s2, z * z, u_acc)
         on_w[k] = on
         r_w[k], t_w[k], fire_w[k] = _outcome(r, on, e, rate, tau, ts[k], dt)
-        j_w[k] = js[k] + 1
         fast = x < _ZIG_RATIO[i] and (certain_on or certain_off)
         fast_w[k] = fast
         n_slow += not fast
@@ -216,7 +215,7 @@ def _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n, on_w, r_w, t_w, j_w,
 @njit(cache=True, error_model="numpy")
 def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6, log_drift,
                   key, base, cap, buf, counts, hist,
-                  mus, s2s, js, ts, rs, on_w, r_w, t_w, j_w, fast_w, fire_w, fired):
+                  mus, s2s, js, ts, rs, on_w, r_w, t_w, fast_w, fire_w, fired):
     """One row of `simulate_interval`, using the caller's work arrays (length width)."""
     width = l0.shape[1]
     with_hist = hist.size > 0
@@ -246,7 +245,7 @@ def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6
     first = True
     while n_act > 0:
         n_slow = _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n_act, on_w, r_w, t_w,
-                           j_w, fast_w, fire_w)
+                           fast_w, fire_w)
         a = 0
         while n_slow > 0:  # the rare slow paths, redone exactly
             if not fast_w[a]:
@@ -258,7 +257,7 @@ def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6
                 on, e, rate, tau, j = _attempt(row_seed, js[a], mu, abs(mu), s2s[a], r, p_reset)
                 on_w[a] = on
                 r_w[a], t_w[a], fire_w[a] = _outcome(r, on, e, rate, tau, ts[a], dt)
-                j_w[a] = j
+                js[a] = j - 1  # the draw a fast step would have ended on
             a += 1
         # Every pixel writes the residual it would carry (one that fires writes it again at
         # its last step), and those that fire are listed, without branches.
@@ -283,8 +282,8 @@ def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6
             if with_hist:
                 hist[tr + 1] += 1
             if i < room:
-                row_buf[n + i] = _pack(tr, j_w[a] >> 32, on_w[a])
-            js[i] = j_w[a]
+                row_buf[n + i] = _pack(tr, js[a] >> 32, on_w[a])
+            js[i] = js[a] + 1
             ts[i] = t
             mus[i] = mus[a]
             s2s[i] = s2s[a]
@@ -319,14 +318,13 @@ def simulate_interval(l0, l1, res_in, res_out, dt, k, log_drift, key, interval,
     on_w = np.empty(width, np.bool_)
     r_w = np.empty(width)
     t_w = np.empty(width)
-    j_w = np.empty(width, np.int64)
     fast_w = np.empty(width, np.bool_)
     fire_w = np.empty(width, np.bool_)
     fired = np.empty(width, np.int64)
     for y in rows:
         _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6, log_drift,
                       key, base, cap, buf, counts, hist,
-                      mus, s2s, js, ts, rs, on_w, r_w, t_w, j_w, fast_w, fire_w, fired)
+                      mus, s2s, js, ts, rs, on_w, r_w, t_w, fast_w, fire_w, fired)
 
 
 @njit(cache=True, nogil=True)
