@@ -54,6 +54,11 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOLS[threads]
 
 
+def _split(n: int, parts: int) -> list[int]:
+    """Edges of `parts` near-equal ranges covering 0..n."""
+    return [i * n // parts for i in range(parts + 1)]
+
+
 class EventsError(ValueError):
     """Bad input to the event simulator or to the event files."""
 
@@ -252,11 +257,11 @@ class EventSimulator:
         self._res, self._res_next = self._res_next, self._res
         return events
 
-    def _band_edges(self) -> np.ndarray:
+    def _band_edges(self) -> list[int]:
         """Row bands, a few per thread: a delayed thread holds up less."""
         threads = min(numba.get_num_threads(), self.height // _ROWS_PER_TASK)
         bands = min(2 * threads, self.height // _ROWS_PER_TASK) if threads > 1 else 1
-        return np.linspace(0, self.height, bands + 1).astype(np.int64)
+        return _split(self.height, bands)
 
     def _simulate(self, l0, l1, dt, rows, hist):
         _k.simulate_interval(l0, l1, self._res, self._res_next, float(dt), self._k, self.log_drift,
@@ -301,7 +306,7 @@ class EventSimulator:
             start = _k.band_starts(hist)
             bands = len(hist)
             tasks = 1 if n < _EVENTS_PER_GATHER_TASK else min(numba.get_num_threads(), bands)
-            groups = np.linspace(0, bands, tasks + 1).astype(np.int64)
+            groups = _split(bands, tasks)
 
             def scatter(g):  # adjacent bands in one task: threads share fewer output lines
                 for b in range(groups[g], groups[g + 1]):
