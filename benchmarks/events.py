@@ -2,8 +2,8 @@
 
     python benchmarks/events.py [--frames 300] [--ref-frames 40] [--scene FILE.h5] [--torch-device cuda]
 
-Prints frames/s and events/s of both (and of the torch path on --torch-device) on the same frames (the straightforward version on
-the first --ref-frames intervals only, it is slow), their ratio (of total wall-clock time,
+Prints frames/s and events/s of both (and of the torch path on --torch-device) on the same
+frames (the straightforward version on the first --ref-frames intervals only, it is slow), their ratio (of total wall-clock time,
 of CPU time, and of the median wall-clock time per interval, which an interval delayed by
 other work on a shared machine does not move), the DSEC write speed, and the peak traced
 memory of the streaming simulator against sequence length.
@@ -147,6 +147,7 @@ def compare(label, make_frames, height, width, ref_frames, torch_device=None):
     print(f"{label} ({width}x{height}, {numba.get_num_threads()} numba threads)")
     head_frames = lambda: (f for f, _ in zip(make_frames(), range(ref_frames + 1)))
     ref = run(RefSimulator(height, width, DVS346, 1), head_frames())
+    slow = report("straightforward", *ref)
     sims = {"numba kernel": lambda seed: EventSimulator(height, width, DVS346, np.random.default_rng(seed))}
     if torch_device:
         sims[f"torch {torch_device}"] = lambda seed: TorchEventSimulator(
@@ -156,7 +157,6 @@ def compare(label, make_frames, height, width, ref_frames, torch_device=None):
         report(name, *run(make(1), make_frames()))
         head = run(make(1), head_frames())
         fast = report("  same, head", *head)
-        slow = report("straightforward", *ref)
         print(f"  speed-up on the same {ref_frames} intervals: {fast[0] / slow[0]:.1f}x wall-clock, "
               f"{fast[1] / slow[1]:.1f}x CPU time, {fast[2] / slow[2]:.1f}x median wall-clock per interval "
               f"(event counts {head[1]} vs {ref[1]})")

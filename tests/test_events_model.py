@@ -284,8 +284,7 @@ def _scalar_interval(l0, l1, res, dt, k, key, interval):
             s2 = (k3 * math.sqrt(lm) * inv + k6) ** 2
             j, t, r = (x << 32) + 1, 0.0, res[y, x]
             while True:
-                p_reset = K._p_on(mu, s2, 1.0, 1.0) if r == 0.0 else 0.5
-                on, e, rate, tau, j = K._attempt(row_seed, j, mu, abs(mu), s2, r, p_reset)
+                on, e, rate, tau, j = K._attempt(row_seed, j, mu, s2, r)
                 r_next, t_next, fire = K._outcome(r, on, e, rate, tau, t, dt)
                 if not fire:
                     res_out[y, x] = r_next

@@ -155,8 +155,13 @@ def _outcome(r, on, e, rate, tau, t, dt):
 
 
 @njit(cache=True, inline="always")
-def _attempt(state, j, mu, c, s2, r, p_reset):
-    """One polarity draw and passage time from residual r, with c = |mu|.
+def _barrier(r, on):
+    return max(1.0 - r if on else 1.0 + r, 1e-300)  # rounding can put r on a barrier
+
+
+@njit(cache=True, inline="always")
+def _attempt(state, j, mu, s2, r):
+    """One polarity draw and passage time from residual r.
 
     Conditioned on reaching its barrier, the passage time depends on the drift through
     |mu| only (Girsanov), so the same law serves drift towards or away from the barrier.
@@ -165,13 +170,13 @@ def _attempt(state, j, mu, c, s2, r, p_reset):
     draw index j).
     """
     z, u_acc, j = _abs_normal(state, j)
-    p = p_reset if r == 0.0 else _p_on(mu, s2, 1.0 - r, 1.0 + r)
+    p = _p_on(mu, s2, 1.0 - r, 1.0 + r)
     on = p >= 1.0
     if 0.0 < p < 1.0:
         on = _uniform(state, j) <= p
         j += 1
-    e = max(1.0 - r if on else 1.0 + r, 1e-300)  # rounding can put r on a barrier
-    rate, tau = _passage(e, 1.0 / e, c, s2, z * z, u_acc)
+    e = _barrier(r, on)
+    rate, tau = _passage(e, 1.0 / e, abs(mu), s2, z * z, u_acc)
     return on, e, rate, tau, j
 
 
@@ -196,12 +201,11 @@ def _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n, on_w, r_w, t_w, fast
         i = np.int64(h >> _LAYER_SHIFT)
         x = ((h & _LO32) + 0.5) * _TWO_M32
         u_acc = ((h >> _S32 & _LO22) + 0.5) * 2.0 ** -22
-        a_dist = 1.0 - r
-        b_dist = 1.0 + r
-        certain_on = mu > 0.0 and 2.0 * mu * b_dist > 40.0 * s2
-        certain_off = mu < 0.0 and -2.0 * mu * a_dist > 40.0 * s2
+        # Where `_p_on` is exactly 1 or 0; otherwise a slow path.
+        certain_on = mu > 0.0 and 2.0 * mu * (1.0 + r) > 40.0 * s2
+        certain_off = mu < 0.0 and -2.0 * mu * (1.0 - r) > 40.0 * s2
         on = certain_on
-        e = max(a_dist if on else b_dist, 1e-300)
+        e = _barrier(r, on)
         z = x * _ZIG_X[i]
         rate, tau = _passage(e, 1.0 / e, abs(mu), s2, z * z, u_acc)
         on_w[k] = on
@@ -250,11 +254,8 @@ def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6
         while n_slow > 0:  # the rare slow paths, redone exactly
             if not fast_w[a]:
                 n_slow -= 1
-                mu = mus[a]
                 r = rs[a] if first else 0.0
-                # P(ON) from the reset level, only needed (and only computed) when r == 0.
-                p_reset = _p_on(mu, s2s[a], 1.0, 1.0) if r == 0.0 else 0.5
-                on, e, rate, tau, j = _attempt(row_seed, js[a], mu, abs(mu), s2s[a], r, p_reset)
+                on, e, rate, tau, j = _attempt(row_seed, js[a], mus[a], s2s[a], r)
                 on_w[a] = on
                 r_w[a], t_w[a], fire_w[a] = _outcome(r, on, e, rate, tau, ts[a], dt)
                 js[a] = j - 1  # the draw a fast step would have ended on

@@ -85,8 +85,8 @@ class TorchEventSimulator(EventSimulator):
             left = dt - t
             fire = tau < left
             step = e * left / tau  # the reference's carry, for the pixels that do not fire
-            carry = torch.where(on, r + step, r - step)
-            res_next[idx[~fire]] = carry[~fire]
+            done = ~fire
+            res_next[idx[done]] = torch.where(on, r + step, r - step)[done]
             idx, t = idx[fire], (t + tau)[fire]
             times.append(t)
             pixels.append(idx)
