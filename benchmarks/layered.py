@@ -32,7 +32,7 @@ from skimage.metrics import structural_similarity
 
 from blender_scenes import SceneRenderer, blender_version
 from blender_scenes.layered import LayeredRenderer
-from nfs_synth import plan as plans, recipe as recipes, textures
+from nfs_synth.scene import plan as plans, recipe as recipes, textures
 from nfs_synth.sensors import events
 
 FRAMES = 480

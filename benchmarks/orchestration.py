@@ -28,10 +28,10 @@ import h5py
 import hdf5plugin  # noqa: F401 (filters)
 import numpy as np
 
-from nfs_synth.orchestrate import generate_corpus
-from nfs_synth.pipeline import scene_path
-from nfs_synth.recipe import load_recipe
-from nfs_synth.workers import DaskPool, LocalPool, Policy
+from nfs_synth.run.orchestrate import generate_corpus
+from nfs_synth.run.pipeline import scene_path
+from nfs_synth.scene.recipe import load_recipe
+from nfs_synth.run.workers import DaskPool, LocalPool, Policy
 
 
 def run(recipe: dict, out: Path, pool, threads: int | None, max_units: int = 20) -> dict:

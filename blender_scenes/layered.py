@@ -17,8 +17,8 @@ import bpy
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from nfs_synth.layered_composite import LayeredSettingsError, SlabStack, slab_count, slab_edges
-from nfs_synth.optics import blur_diameter_px
+from nfs_synth.render.layered_composite import LayeredSettingsError, SlabStack, slab_count, slab_edges
+from nfs_synth.scene.optics import blur_diameter_px
 
 from .build import CLIP_END_M, CLIP_START_M
 from .exr import read_exr
@@ -26,7 +26,7 @@ from .renderer import SceneRenderer
 
 MAX_SLABS = 4096
 FILTER_MARGIN_PX = 2  # the pixel filter reaches a little past the blur radius
-# Half extents of each primitive's bounding box at unit scale (sizes in nfs_synth/plan.py's docstring).
+# Half extents of each primitive's bounding box at unit scale (sizes in nfs_synth/scene/plan.py's docstring).
 _HALF_EXTENT = {"cube": (1, 1, 1), "plane": (1, 1, 0), "uv_sphere": (1, 1, 1), "ico_sphere": (1, 1, 1),
                 "cylinder": (1, 1, 1), "cone": (1, 1, 1), "torus": (1.25, 1.25, 0.25)}
 

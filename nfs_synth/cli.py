@@ -10,10 +10,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from .corpus.manifest import ManifestError
-from .corpus.scene_file import SceneFileError
-from .recipe import DEFAULT_RECIPE, RecipeError, load_recipe
-from .textures import TextureError
+from nfs_synth.corpus.manifest import ManifestError
+from nfs_synth.corpus.scene_file import SceneFileError
+from nfs_synth.scene.recipe import DEFAULT_RECIPE, RecipeError, load_recipe
+from nfs_synth.scene.textures import TextureError
 
 COMMANDS = {
     "preview": "contact sheets of a corpus (PNG per scene)",
@@ -42,7 +42,7 @@ def failure(err: Exception) -> int:
 
 
 def generate_parser() -> argparse.ArgumentParser:
-    from .workers import add_pool_arguments
+    from nfs_synth.run.workers import add_pool_arguments
 
     p = argparse.ArgumentParser(prog="generate.py", description="Render focal sweeps and simulate "
                                 "event and spike streams into one HDF5 file per scene.")
@@ -57,14 +57,14 @@ def generate_parser() -> argparse.ArgumentParser:
 
 
 def generate_main(argv: list[str]) -> int:
-    from .ledger import check_recipe
-    from .orchestrate import generate_corpus, select_scenes
-    from .workers import check_pool_arguments, open_pool, policy_for
+    from nfs_synth.run.ledger import check_recipe
+    from nfs_synth.run.orchestrate import generate_corpus, select_scenes
+    from nfs_synth.run.workers import check_pool_arguments, open_pool, policy_for
 
     args = generate_parser().parse_args(argv)
     try:            # every check that can fail comes before anything is started or created
         recipe = load_recipe(args.recipe, args.overrides)
-        from .textures import catalog
+        from nfs_synth.scene.textures import catalog
 
         catalog(recipe["textures"])
         scenes = select_scenes(recipe["corpus"]["scenes"], args.scenes, args.shard)

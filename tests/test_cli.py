@@ -3,7 +3,7 @@ traceback, nothing written; exports stay out of the corpus's scenes/."""
 import pytest
 
 from nfs_synth.cli import generate_main, main
-from tiny_corpus import ARGS, reference, reference_copy  # noqa: F401 (fixtures)
+from tiny_corpus import ARGS
 
 
 def one_error_line(capsys, *words) -> None:

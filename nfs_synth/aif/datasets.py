@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nfs_synth.aif.color import srgb_encode
+from nfs_synth.color import srgb_encode
 from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
                                            spike_planes, tfp_image)
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split

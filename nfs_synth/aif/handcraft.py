@@ -12,11 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from .color import compose_lab, lab_from_linear, luminance
-from .merge import event_symmetry_scores, merge_stack, normalise_weights, spike_rate_variance_scores
-from .refocus import estimate_event_threshold, event_gray, leak_rate, refocus_events, spike_gain
-from .search import select_refocus_indices, uniform_indices
-from .streams import EventStack, SpikeStack
+from nfs_synth.color import compose_lab, lab_from_linear, luminance
+from nfs_synth.aif.merge import event_symmetry_scores, merge_stack, normalise_weights, spike_rate_variance_scores
+from nfs_synth.aif.refocus import estimate_event_threshold, event_gray, leak_rate, refocus_events, spike_gain
+from nfs_synth.aif.search import select_refocus_indices, uniform_indices
+from nfs_synth.aif.streams import EventStack, SpikeStack
 
 
 @dataclass(frozen=True)

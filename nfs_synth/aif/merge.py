@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import logsumexp
 
-from .streams import EventStack, SpikeStack
+from nfs_synth.aif.streams import EventStack, SpikeStack
 
 
 def normalise_weights(scores: np.ndarray, sharpness: float = 1.0, floor: float = 1e-12) -> np.ndarray:

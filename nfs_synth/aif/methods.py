@@ -17,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 
-from .handcraft import HandcraftOptions, handcraft_events, handcraft_spikes
-from .merge import laplacian_energy_fusion, laplacian_pyramid_fusion
-from .scene import EvalScene
+from nfs_synth.aif.handcraft import HandcraftOptions, handcraft_events, handcraft_spikes
+from nfs_synth.aif.merge import laplacian_energy_fusion, laplacian_pyramid_fusion
+from nfs_synth.aif.scene import EvalScene
 
 Method = Callable[[EvalScene, int, dict], np.ndarray]
 

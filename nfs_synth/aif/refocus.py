@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .color import lightness_from_y, srgb_decode, srgb_encode
+from nfs_synth.color import lightness_from_y, srgb_decode, srgb_encode
 
 EVENT_INTENSITIES = ("srgb_luminance", "linear_luminance")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus.scene_file import SceneFileError, SceneReader
-from .color import srgb_encode
-from .streams import EventStack, SpikeStack
+from nfs_synth.corpus.scene_file import SceneFileError, SceneReader
+from nfs_synth.color import srgb_encode
+from nfs_synth.aif.streams import EventStack, SpikeStack
 
 
 class EvalScene:
@@ -82,7 +82,7 @@ class EvalScene:
     @cached_property
     def events(self) -> np.ndarray:
         """Structured array t (us), x, y, p (1 = ON) of the whole sweep."""
-        from ..corpus.events_io import read_events
+        from nfs_synth.corpus.events_io import read_events
 
         self._require("events")
         return read_events(self.h5)
@@ -104,7 +104,7 @@ class EvalScene:
     @cached_property
     def spikes(self):
         """The whole ``SpikeStream`` (packed bits)."""
-        from ..corpus.spikes_io import read_spikes
+        from nfs_synth.corpus.spikes_io import read_spikes
 
         self._require("spikes")
         return read_spikes(self.h5)

@@ -115,10 +115,10 @@ def write_synthetic_corpus(root: str | Path, splits: list[str], size: int = 64, 
     """A corpus folder (manifest.json, scenes/) of colour layered sweeps with the project's own event and
     spike simulators, in the scene-file schema; scene i uses seed i and gets split ``splits[i]``.
     A stand-in for rendered corpora where Blender is too slow (tests, quick checks)."""
-    from ..corpus.events_io import EventWriter
-    from ..corpus.scene_file import SceneWriter, scene_name
-    from ..corpus.spikes_io import SpikeWriter
-    from ..sensors import events as ev_sim, spikes as sp_sim
+    from nfs_synth.corpus.events_io import EventWriter
+    from nfs_synth.corpus.scene_file import SceneWriter, scene_name
+    from nfs_synth.corpus.spikes_io import SpikeWriter
+    from nfs_synth.sensors import events as ev_sim, spikes as sp_sim
 
     root = Path(root)
     entries = []

@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..aif.methods import available_methods
-    from ..corpus.scene_file import SceneFileError
-    from ..evaluate import EvalConfig, EvaluationError, markdown_table, run_evaluation
-    from ..pretrained import PretrainedWeightsMissing
+    from nfs_synth.aif.methods import available_methods
+    from nfs_synth.corpus.scene_file import SceneFileError
+    from nfs_synth.aif.evaluation import EvalConfig, EvaluationError, markdown_table, run_evaluation
+    from nfs_synth.aif.pretrained import PretrainedWeightsMissing
 
     if args.list_methods:
         print("\n".join(available_methods()))

@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..cli import failure, usage_error
+    from nfs_synth.cli import failure, usage_error
 
     if args.format not in FORMATS[args.stream]:
         return usage_error(f"{args.stream} export format must be one of {', '.join(FORMATS[args.stream])}, "
@@ -32,10 +32,10 @@ def run(args) -> int:
         return usage_error(f"--out {out} is the scene file itself")
     try:
         if args.stream == "events":
-            from ..corpus.events_io import export_events
+            from nfs_synth.corpus.events_io import export_events
             path = export_events(args.scene, args.format, out)
         else:
-            from ..corpus.spikes_io import export_spikes
+            from nfs_synth.corpus.spikes_io import export_spikes
             path = export_spikes(args.scene, args.format, out, flip=not args.no_flip)
     except ValueError as err:       # EventsError, SpikeError, SceneFileError: no such stream, unreadable file
         return failure(err)

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..colour import srgb_encode, to_uint8
-from ..corpus.scene_file import SceneReader
-from ..ledger import existing_corpus
+from nfs_synth.color import srgb_encode, to_uint8
+from nfs_synth.corpus.scene_file import SceneReader
+from nfs_synth.run.ledger import existing_corpus
 
 
 def add_arguments(p) -> None:
@@ -49,7 +49,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def run(args) -> int:
-    from ..cli import usage_error
+    from nfs_synth.cli import usage_error
 
     if args.frames < 1:
         return usage_error(f"--frames must be at least 1, got {args.frames}")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..recipe import RecipeError
-from ..workers import PoolError, add_pool_arguments, check_pool_arguments, open_pool, policy_for
+from nfs_synth.scene.recipe import RecipeError
+from nfs_synth.run.workers import PoolError, add_pool_arguments, check_pool_arguments, open_pool, policy_for
 
 
 def add_arguments(p) -> None:
@@ -21,9 +21,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..cli import usage_error
-    from ..orchestrate import SelectionError, select_scenes
-    from ..study import parse_grid, prepare_study, run_study
+    from nfs_synth.cli import usage_error
+    from nfs_synth.run.orchestrate import SelectionError, select_scenes
+    from nfs_synth.run.study import parse_grid, prepare_study, run_study
 
     try:            # every check that can fail comes before anything is started or created
         grid = parse_grid(args.grid)

@@ -82,7 +82,7 @@ def _check_arguments(args) -> None:
 def run(args) -> int:
     from nfs_synth.aif.losses import PerceptualWeightsError
     from nfs_synth.aif.train import CheckpointError, train
-    from nfs_synth.pretrained import PretrainedWeightsMissing
+    from nfs_synth.aif.pretrained import PretrainedWeightsMissing
 
     fixed = {k: getattr(args, k) for k in _DEFAULTS}
     if not args.resume:

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ..corpus.scene_file import SCHEMA_VERSION, TMP_MARK, SceneFileError, content_hash
-from ..ledger import existing_corpus
+from nfs_synth.corpus.scene_file import SCHEMA_VERSION, TMP_MARK, SceneFileError, content_hash
+from nfs_synth.run.ledger import existing_corpus
 
 SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
 

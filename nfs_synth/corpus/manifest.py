@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..recipe import to_json
+from nfs_synth.scene.recipe import to_json
 
 MANIFEST = "manifest.json"
 SPLIT_STREAM = 99          # SeedSequence([seed, SPLIT_STREAM]) permutes scenes into splits

@@ -18,7 +18,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from .. import __version__
+from nfs_synth import __version__
 
 SCHEMA_VERSION = 1
 TMP_MARK = ".tmp-"

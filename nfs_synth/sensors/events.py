@@ -16,7 +16,7 @@ from numbers import Real
 import numba
 import numpy as np
 
-from . import events_kernel as _k
+from nfs_synth.sensors import events_kernel as _k
 
 MODEL = "DVS-Voltmeter (Lin et al., ECCV 2022), nfs_synth corrected"
 # Changes whenever the same seed gives other events (2: the 1024-layer ziggurat, one draw per step).
@@ -340,7 +340,7 @@ def simulate(frames, t_us, params, seed, *, device=None, **options) -> np.ndarra
     if device is None:
         make = EventSimulator
     else:
-        from .events_torch import TorchEventSimulator  # torch only when asked for
+        from nfs_synth.sensors.events_torch import TorchEventSimulator  # torch only when asked for
         make = functools.partial(TorchEventSimulator, device=device)
     sim = make(frames.shape[1], frames.shape[2], params, np.random.default_rng(seed), **options)
     chunks = [sim.feed(f, t) for f, t in zip(frames, t_us.tolist())]

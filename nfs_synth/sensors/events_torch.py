@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .events import EVENT_DTYPE, EventSimulator, EventsError
+from nfs_synth.sensors.events import EVENT_DTYPE, EventSimulator, EventsError
 
 
 def _p_on(mu, s2, r):

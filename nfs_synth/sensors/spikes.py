@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammaincinv
 
-from .spike_reconstruction import fit_full_white_rate, tfi, tfp
-from .spikes_kernel import integrate
+from nfs_synth.sensors.spike_reconstruction import fit_full_white_rate, tfi, tfp
+from nfs_synth.sensors.spikes_kernel import integrate
 
 __all__ = [
     "MODEL_VERSION", "PRESETS", "SpikeError", "SpikeParams", "SpikeSimulator", "SpikeStream",

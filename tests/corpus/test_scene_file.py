@@ -6,7 +6,7 @@ import pytest
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split, split_of, write_manifest
 from nfs_synth.corpus.scene_file import (SceneFileError, SceneReader, SceneWriter, TMP_MARK,
                                          content_hash)
-from nfs_synth.recipe import load_recipe
+from nfs_synth.scene.recipe import load_recipe
 
 
 def write_scene(path, t=3, h=8, w=10, seed=0):

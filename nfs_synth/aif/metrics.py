@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
 
-from .aif.color import luma601
-from .pretrained import load_backbone, load_lpips_heads
+from nfs_synth.color import luma601
+from nfs_synth.aif.pretrained import load_backbone, load_lpips_heads
 
 CONVENTIONS = ("rgb", "y")
 MS_SSIM_MIN_SIDE = 161

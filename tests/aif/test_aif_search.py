@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nfs_synth.aif import synthetic
-from nfs_synth.aif.color import luminance
+from nfs_synth.color import luminance
 from nfs_synth.aif.search import golden_section_max, patch_grid, select_refocus_indices, uniform_indices
 from nfs_synth.aif.streams import SpikeStack
 

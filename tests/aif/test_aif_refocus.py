@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nfs_synth.aif import synthetic
-from nfs_synth.aif.color import compose_lab, lab_from_linear, luminance, srgb_encode
+from nfs_synth.color import compose_lab, lab_from_linear, luminance, srgb_encode
 from nfs_synth.aif.refocus import estimate_event_threshold, leak_rate, refocus_events, spike_gain
 from nfs_synth.aif.streams import EventStack, SpikeStack
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from nfs_synth.recipe import RecipeError, load_recipe, validate
+from nfs_synth.scene.recipe import RecipeError, load_recipe, validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 BAD = [  # (TOML text, fragment the message must contain)
     ("[sweep]\nframs = 10\n", "unknown key 'sweep.frams' (did you mean 'sweep.frames'?)"),

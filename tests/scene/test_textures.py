@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from nfs_synth import textures
-from nfs_synth.plan import sample_plan
-from nfs_synth.recipe import load_recipe
+from nfs_synth.scene import textures
+from nfs_synth.scene.plan import sample_plan
+from nfs_synth.scene.recipe import load_recipe
 
 
 def make_coco(root, images=3, missing=0):

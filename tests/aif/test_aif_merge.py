@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nfs_synth.aif import synthetic
-from nfs_synth.aif.color import luminance, srgb_encode
+from nfs_synth.color import luminance, srgb_encode
 from nfs_synth.aif.merge import (event_symmetry_scores, laplacian_energy_fusion, laplacian_pyramid_fusion,
                                  merge_stack, normalise_weights, spike_rate_variance_scores)
 from nfs_synth.aif.streams import EventStack, SpikeStack

@@ -17,7 +17,7 @@ import pytest
 from nfs_synth import cli
 from nfs_synth.aif import synthetic
 from nfs_synth.aif.methods import available_methods, get_method, register_method
-from nfs_synth.evaluate import LABEL_HEIGHT
+from nfs_synth.aif.evaluation import LABEL_HEIGHT
 
 METHODS = ["input", "handcraft-ev", "handcraft-sp", "uniform-ev", "stack-laplacian"]
 
@@ -142,8 +142,8 @@ RENDER_OVERRIDES = ["corpus.scenes=3", "camera.width=48", "camera.height=48", "s
 @pytest.fixture(scope="module")
 def rendered_corpus(tmp_path_factory):
     """A tiny corpus rendered by the project's pipeline (Blender), generated once for the module."""
-    from nfs_synth.orchestrate import generate_corpus
-    from nfs_synth.recipe import load_recipe
+    from nfs_synth.run.orchestrate import generate_corpus
+    from nfs_synth.scene.recipe import load_recipe
 
     root = tmp_path_factory.mktemp("rendered_corpus")
     manifest = generate_corpus(load_recipe(None, RENDER_OVERRIDES), root, progress=False)

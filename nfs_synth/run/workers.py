@@ -1,7 +1,7 @@
 """Where scenes run: render worker processes, and the pools (joblib, Dask) that feed them.
 
 Every pool slot (a joblib thread in the driver, or a Dask worker thread) owns one *render worker*: a
-child process (`python -m nfs_synth.workers`) that runs one work unit at a time and is replaced after
+child process (`python -m nfs_synth.run.workers`) that runs one work unit at a time and is replaced after
 `max_units` units, after any failure and on a timeout. Doing this below the pool gives the same hard
 per-scene timeout, recycling and crash isolation under joblib and under a Dask cluster we do not own
 (Dask cannot recycle or kill another user's worker processes; joblib/loky cannot interrupt a running
@@ -30,7 +30,7 @@ from pathlib import Path
 FAULT_ENV = "NFS_SYNTH_FAULT"
 FAULT_KINDS = ("raise", "crash", "hang")
 _HEADER = struct.Struct("<Q")
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])   # holds nfs_synth/ and blender_scenes/
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])   # holds nfs_synth/ and blender_scenes/
 
 
 class UnitFailed(RuntimeError):
@@ -145,7 +145,7 @@ class RenderWorker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         # The simulators' numba kernels would otherwise start a thread per core in every worker.
         env["NUMBA_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
-        self.proc = subprocess.Popen([sys.executable, "-m", "nfs_synth.workers", str(os.getpid())],
+        self.proc = subprocess.Popen([sys.executable, "-m", "nfs_synth.run.workers", str(os.getpid())],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env)
         self.units = 0
 

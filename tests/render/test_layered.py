@@ -8,8 +8,8 @@ import pytest
 import scipy.fft as sfft
 from scipy import ndimage
 
-import nfs_synth.layered_composite as lc
-from nfs_synth.layered_composite import (LayeredSettingsError, SlabStack, aperture_samples, aperture_spectrum,
+import nfs_synth.render.layered_composite as lc
+from nfs_synth.render.layered_composite import (LayeredSettingsError, SlabStack, aperture_samples, aperture_spectrum,
                                          slab_count, slab_edges)
 
 PPD = 60.0  # blur diameter in pixels per diopter of defocus

@@ -12,9 +12,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import optics, plan as plans, textures
-from .corpus.scene_file import SceneWriter, content_hash, scene_name
-from .recipe import to_json
+from nfs_synth.scene import optics, plan as plans, textures
+from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name
+from nfs_synth.scene.recipe import to_json
 
 
 class SensorRig:
@@ -25,16 +25,16 @@ class SensorRig:
         self.parts = []            # (convert frame, simulator, writer, finish(writer, t_end))
         ev_cfg, sp_cfg = recipe["sensors"]["events"], recipe["sensors"]["spikes"]
         if ev_cfg["enabled"]:
-            from .corpus.events_io import EventWriter
-            from .sensors import events
+            from nfs_synth.corpus.events_io import EventWriter
+            from nfs_synth.sensors import events
 
             sim, attrs = events.from_recipe(ev_cfg, plans.scene_seed(seed, index, plans.STREAM_EVENTS),
                                             height, width)
             self.parts.append((lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]), sim,
                                EventWriter(h5file, height, width, attrs), lambda w, t: w.close(t)))
         if sp_cfg["enabled"]:
-            from .corpus.spikes_io import SpikeWriter
-            from .sensors import spikes
+            from nfs_synth.corpus.spikes_io import SpikeWriter
+            from nfs_synth.sensors import spikes
 
             sim, attrs = spikes.from_recipe(sp_cfg, plans.scene_seed(seed, index, plans.STREAM_SPIKES),
                                             height, width)

@@ -11,10 +11,10 @@ import pytest
 
 from nfs_synth.commands import validate
 from nfs_synth.corpus.scene_file import TMP_MARK
-from nfs_synth.orchestrate import SelectionError, select_scenes
-from tiny_corpus import ARGS, generate, hashes, reference  # noqa: F401 (fixture)
+from nfs_synth.run.orchestrate import SelectionError, select_scenes
+from tiny_corpus import ARGS, generate, hashes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def is_valid(out) -> bool:

@@ -3,7 +3,6 @@ import h5py
 import hdf5plugin  # noqa: F401 (filters for writing into a scene file)
 
 from nfs_synth.cli import main
-from tiny_corpus import reference, reference_copy  # noqa: F401 (fixtures)
 
 
 def test_valid_corpus_passes(reference, capsys):

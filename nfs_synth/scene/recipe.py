@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = REPO_ROOT / "recipes" / "quick.toml"
 
 
@@ -324,7 +324,7 @@ def flat_keys(schema: dict = SCHEMA, prefix: str = "") -> list[tuple[str, Key]]:
 
 
 def reference_markdown() -> str:
-    """The README's recipe reference table (`python -m nfs_synth.recipe`)."""
+    """The README's recipe reference table (`python -m nfs_synth.scene.recipe`)."""
     rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for path, spec in flat_keys():
         kind = spec.kind if isinstance(spec.kind, str) else spec.kind.__name__

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from nfs_synth import optics
-from nfs_synth.plan import from_json, object_depths_m, sample_plan, to_json
-from nfs_synth.recipe import load_recipe
+from nfs_synth.scene import optics
+from nfs_synth.scene.plan import from_json, object_depths_m, sample_plan, to_json
+from nfs_synth.scene.recipe import load_recipe
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .corpus.manifest import ManifestError, read_manifest, split_of, write_manifest
-from .recipe import RecipeError, to_json
+from nfs_synth.corpus.manifest import ManifestError, read_manifest, split_of, write_manifest
+from nfs_synth.scene.recipe import RecipeError, to_json
 
 FRAGMENTS = "manifest.d"
 FRAGMENT_EVERY_S = 2.0          # a killed driver loses at most this much of its ledger (files are

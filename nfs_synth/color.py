@@ -1,0 +1,72 @@
+"""Colour conventions, one home for each: frames are linear Rec.709 RGB; displays, metrics and PNGs use the
+sRGB curve.
+
+Methods and metrics work on sRGB-encoded images in [0, 1] (linear values encoded with the sRGB curve,
+then clipped).  The refocusing equations act on intensity: Lab's L is a function of the luminance Y
+alone, so L is taken to linear Y (what a neuromorphic pixel integrates), changed there, and recombined
+with the input's a*b* (the paper's colour compensation C).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 transfer curve on values clipped to [0, 1]."""
+    x = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    x = np.clip(np.asarray(encoded, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
+
+
+def luminance(linear_rgb: np.ndarray) -> np.ndarray:
+    """Rec.709 / sRGB relative luminance of linear RGB (..., 3) -> (...)."""
+    return np.asarray(linear_rgb, np.float32) @ REC709_LUMA
+
+
+def to_uint8(encoded: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(encoded) * 255.0), 0, 255).astype(np.uint8)
+
+
+_BT601_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_DELTA = 6.0 / 29.0
+
+
+def luma601(srgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma Y' of sRGB-encoded RGB in [0, 1] (the "y" metric convention, no 16-235 offset)."""
+    return np.asarray(srgb, dtype=np.float32) @ _BT601_LUMA
+
+
+def lightness_from_y(y: np.ndarray) -> np.ndarray:
+    """CIE L* (0..100) from relative luminance Y (white = 1)."""
+    y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    f = np.where(y > _DELTA**3, np.cbrt(y), y / (3 * _DELTA**2) + 4.0 / 29.0)
+    return 116.0 * f - 16.0
+
+
+def lab_from_linear(linear_rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) of linear Rec.709 RGB."""
+    from skimage import color as skcolor  # Lab only for the methods: previews and sensors skip skimage
+
+    return skcolor.rgb2lab(srgb_encode(linear_rgb))
+
+
+def compose_lab(luminance_y: np.ndarray, lab_reference: np.ndarray) -> np.ndarray:
+    """sRGB image whose L* comes from ``luminance_y`` and whose a*b* come from ``lab_reference``."""
+    from skimage import color as skcolor
+
+    lab = np.empty(lab_reference.shape, dtype=np.float64)
+    lab[..., 0] = np.clip(lightness_from_y(luminance_y), 0.0, 100.0)
+    lab[..., 1:] = lab_reference[..., 1:]
+    with warnings.catch_warnings():
+        # skimage warns when out-of-gamut a*b* give negative Z; the result is clipped below anyway.
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = skcolor.lab2rgb(lab)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,2 @@
+"""Stage 2: plans to pixels. The engine registry and the bpy-free layered compositor (Blender itself is
+`blender_scenes`)."""
