@@ -12,18 +12,32 @@ import warnings
 
 import numpy as np
 
-REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+# Rec.709 / sRGB relative-luminance weights of linear RGB; they sum to 1.
+REC709_WEIGHTS = (0.2126, 0.7152, 0.0722)
+REC709_LUMA = np.array(REC709_WEIGHTS, np.float32)
+# IEC 61966-2-1: linear slope below the knee, power 1/GAMMA with offset above it.
+SRGB_KNEE_LINEAR, SRGB_KNEE_ENCODED = 0.0031308, 0.04045
+SRGB_SLOPE, SRGB_GAMMA, SRGB_OFFSET = 12.92, 2.4, 0.055
+
+
+def srgb_curve(linear: np.ndarray) -> np.ndarray:
+    """The sRGB transfer curve on float32 values >= 0, not clipped: values above white follow the same
+    curve (the event simulator's gray scale needs them)."""
+    x = np.asarray(linear, np.float32)
+    return np.where(x <= SRGB_KNEE_LINEAR, SRGB_SLOPE * x,
+                    (1 + SRGB_OFFSET) * np.power(x, 1 / SRGB_GAMMA, dtype=np.float32) - SRGB_OFFSET
+                    ).astype(np.float32, copy=False)
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 transfer curve on values clipped to [0, 1]."""
-    x = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+    return srgb_curve(np.clip(np.asarray(linear, np.float32), 0.0, 1.0))
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     x = np.clip(np.asarray(encoded, np.float32), 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
+    return np.where(x <= SRGB_KNEE_ENCODED, x / SRGB_SLOPE,
+                    np.power((x + SRGB_OFFSET) / (1 + SRGB_OFFSET), SRGB_GAMMA)).astype(np.float32)
 
 
 def luminance(linear_rgb: np.ndarray) -> np.ndarray:

@@ -24,8 +24,9 @@ from nfs_synth.aif.nets import pad_to_multiple
 from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
                                            spike_planes, tfp_image)
 from nfs_synth.aif.search import patch_grid
+from nfs_synth.color import REC709_WEIGHTS
 
-_LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
+_LUMA = torch.tensor(REC709_WEIGHTS).view(1, 3, 1, 1)
 
 
 @dataclass(frozen=True)

@@ -30,17 +30,20 @@ import numpy as np
 import torch
 
 from nfs_synth.aif.refocus import leak_rate
+from nfs_synth.color import REC709_WEIGHTS, SRGB_GAMMA, SRGB_KNEE_LINEAR, SRGB_OFFSET, SRGB_SLOPE
 
 NFS_BINS = 64
-# BT.709 luma weights on encoded values (Y'CbCr), matching the corpus' Rec.709 primaries
-_KR, _KB = 0.2126, 0.0722
+# BT.709 luma weights on encoded values (Y'CbCr), matching the corpus' Rec.709 primaries; green is
+# what makes them sum to exactly 1, so Y'CbCr inverts.
+_KR, _, _KB = REC709_WEIGHTS
 _KG = 1.0 - _KR - _KB
 
 
 def _srgb_encode_torch(x: torch.Tensor) -> torch.Tensor:
     """color.srgb_encode for tensors, differentiable (the clamp keeps the unused branch finite at 0)."""
     x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    curve = (1 + SRGB_OFFSET) * x.clamp(min=SRGB_KNEE_LINEAR) ** (1 / SRGB_GAMMA) - SRGB_OFFSET
+    return torch.where(x <= SRGB_KNEE_LINEAR, SRGB_SLOPE * x, curve)
 
 
 def luma_chroma_merge(luma_linear: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

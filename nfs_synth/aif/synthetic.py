@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 from skimage import data as skdata, transform
 
-EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
-
+from nfs_synth.sensors.dvs import EVENT_DTYPE
 
 @dataclass
 class SyntheticSweep:

@@ -99,7 +99,7 @@ def _write_image(path: Path, srgb: np.ndarray) -> None:
 
 
 def _read_events(path: Path) -> np.ndarray:
-    from nfs_synth.sensors.events import EVENT_DTYPE
+    from nfs_synth.sensors.dvs import EVENT_DTYPE
 
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):

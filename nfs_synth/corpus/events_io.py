@@ -15,7 +15,7 @@ import hdf5plugin
 import numpy as np
 
 from nfs_synth.corpus.scene_file import open_scene
-from nfs_synth.sensors.events import EVENT_DTYPE, EventsError
+from nfs_synth.sensors.dvs import EVENT_DTYPE, EventsError
 
 CHUNK = 1 << 17  # events per chunk (DSEC-like; 2^16..2^17)
 _FIELDS = ("x", "y", "t", "p")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nfs_synth.sensors.dvs import PARAM_NAMES, TABLE3_RANGES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = REPO_ROOT / "recipes" / "quick.toml"
 
@@ -38,12 +40,6 @@ class Key:
     item: type | None = None      # element type for lists
 
 
-K1_K6 = ("k1", "k2", "k3", "k4", "k5", "k6")
-# The paper's Table 3 ranges for per-scene random DVS-Voltmeter parameters.
-TABLE3_RANGES = {
-    "k1": [4.0, 5.5], "k2": [18.0, 25.0], "k3": [5e-5, 2.5e-4],
-    "k4": [0.8e-7, 1.2e-7], "k5": [3e-9, 8e-8], "k6": [8e-6, 1.2e-5],
-}
 PRIMITIVES = ("cube", "uv_sphere", "ico_sphere", "cylinder", "cone", "torus", "plane")
 
 SCHEMA: dict[str, Any] = {
@@ -122,7 +118,7 @@ SCHEMA: dict[str, Any] = {
             "preset": Key(str, "random", choices=("random", "DVS346", "DVS240"),
                           doc="'random' draws k1..k6 per scene from `ranges`"),
             **{k: Key(float, None, 0.0, 1e6, nullable=True,
-                      doc=f"explicit {k}, overrides the preset or the random draw") for k in K1_K6},
+                      doc=f"explicit {k}, overrides the preset or the random draw") for k in PARAM_NAMES},
             "ranges": {k: Key("range", list(v), 0.0, 1e6) for k, v in TABLE3_RANGES.items()},
             "random_initial_residual": Key(bool, False, doc="no lock-step leak events at the start"),
             "log_drift": Key(bool, False, doc="split-invariant k1*ln((L1+k2)/(L0+k2))/dt drift"),

@@ -11,23 +11,11 @@ import math
 import numpy as np
 from numba import njit
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+from nfs_synth.sensors.counter_rng import GAMMA, mix
+
 _LO32 = np.uint64(0xFFFFFFFF)
-_S27 = np.uint64(27)
-_S30 = np.uint64(30)
-_S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _TWO_M32 = 2.0 ** -32
-
-
-@njit(cache=True, inline="always")
-def _mix(z):
-    # SplitMix64 finaliser: a bijection on uint64, so distinct counters give distinct seeds.
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
 
 
 @njit(cache=True, inline="always")
@@ -67,7 +55,7 @@ def _pack(tr, x, on):
 
 @njit(cache=True, inline="always")
 def _uniform(state, j):
-    return ((_mix(state + np.uint64(j) * _GAMMA) & _LO32) + 0.5) * _TWO_M32
+    return ((mix(state + np.uint64(j) * GAMMA) & _LO32) + 0.5) * _TWO_M32
 
 
 @njit(cache=True, inline="always")
@@ -78,7 +66,7 @@ def _abs_normal(state, j):
     Returns (|Z|, u, next j).  The fast path (99.6 %) costs one hash and no transcendental.
     """
     while True:
-        h = _mix(state + np.uint64(j) * _GAMMA)
+        h = mix(state + np.uint64(j) * GAMMA)
         j += 1
         i = np.int64(h >> _LAYER_SHIFT)  # layer from the top 10 bits, value from the low 32
         x = ((h & _LO32) + 0.5) * _TWO_M32
@@ -87,7 +75,7 @@ def _abs_normal(state, j):
             return x * _ZIG_X[i], u, j
         if i == 0:  # the tail beyond R, by Marsaglia's exponential rejection
             while True:
-                u1, u2 = _two_uniforms(_mix(state + np.uint64(j) * _GAMMA))
+                u1, u2 = _two_uniforms(mix(state + np.uint64(j) * GAMMA))
                 j += 1
                 tx = -math.log(u1) / _ZIG_R
                 if -2.0 * math.log(u2) >= tx * tx:
@@ -197,7 +185,7 @@ def _attempts(row_seed, mus, s2s, js, rs, first, ts, dt, n, on_w, r_w, t_w, fast
         mu = mus[k]
         s2 = s2s[k]
         r = rs[k] if first else 0.0
-        h = _mix(row_seed + np.uint64(js[k]) * _GAMMA)
+        h = mix(row_seed + np.uint64(js[k]) * GAMMA)
         i = np.int64(h >> _LAYER_SHIFT)
         x = ((h & _LO32) + 0.5) * _TWO_M32
         u_acc = ((h >> _S32 & _LO22) + 0.5) * 2.0 ** -22
@@ -239,7 +227,7 @@ def _simulate_row(l0, l1, res_in, res_out, y, dt, inv_dt, k1, k2, k3, k4, k5, k6
         js[x] = (x << 32) + 1  # pixel x draws from counters x * 2^32 + 1, 2, ...: x = j >> 32
         ts[x] = 0.0
         rs[x] = res_in[y, x]
-    row_seed = _mix(key ^ _mix(base | np.uint64(y)))
+    row_seed = mix(key ^ mix(base | np.uint64(y)))
     res_row = res_out[y]
     row_buf = buf[y]
     # Pixels still stepping, in waves: every pixel, then those that fired, and so on;

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nfs_synth.sensors.events import EVENT_DTYPE, EventSimulator, EventsError
+from nfs_synth.sensors.dvs import EVENT_DTYPE, EventsError
+from nfs_synth.sensors.event_simulator import EventSimulator
 
 
 def _p_on(mu, s2, r):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammaincinv
 
+from nfs_synth.color import REC709_LUMA, REC709_WEIGHTS
 from nfs_synth.sensors.spike_reconstruction import fit_full_white_rate, tfi, tfp
 from nfs_synth.sensors.spikes_kernel import integrate
 
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 MODEL_VERSION = "1"
-REC709_LUMA = (0.2126, 0.7152, 0.0722)
 INTENSITY_CONVENTION = (
     "intensity = clip(scale * Rec.709 luminance of linear RGB, 0, 1); charge per readout step = "
     "gain * intensity + dark; nominal threshold phi; noise-free subtract reset fires intensity/phi "
@@ -303,7 +303,7 @@ def rgb_to_intensity(rgb_linear: np.ndarray, scale: float) -> np.ndarray:
         raise SpikeError(f"rgb_linear must have shape (H, W, 3), got {rgb.shape}")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise SpikeError(f"intensity scale must be a positive finite number, got {scale!r}")
-    luma = rgb.astype(np.float32) @ np.asarray(REC709_LUMA, np.float32)
+    luma = rgb.astype(np.float32) @ REC709_LUMA
     if not np.all(np.isfinite(luma)):
         raise SpikeError("rgb_linear contains NaN or infinite values")
     return np.clip(luma * np.float32(scale), 0.0, 1.0)
@@ -339,7 +339,7 @@ def from_recipe(section: dict, seed_seq: np.random.SeedSequence, height: int, wi
     attrs = {
         "model": "integrate-and-fire", "model_version": MODEL_VERSION, "enabled": bool(section["enabled"]),
         "preset": section["preset"], **params.as_attrs(), "intensity_scale": float(scale),
-        "intensity_convention": INTENSITY_CONVENTION, "rec709_luma": list(REC709_LUMA),
+        "intensity_convention": INTENSITY_CONVENTION, "rec709_luma": list(REC709_WEIGHTS),
         "dark_charge_per_step_mean": params.threshold * params.dark_rate_hz / params.readout_hz,
         "noise_rng": "splitmix64(key, step, pixel) -> Irwin-Hall(4 bytes) normals",
         "seed_entropy": str(seed_seq.entropy), "seed_spawn_key": np.asarray(seed_seq.spawn_key, np.int64),

@@ -11,23 +11,14 @@ so cutting the sweep into chunks anywhere cannot change a single spike.
 import numpy as np
 from numba import njit, prange
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64 increment
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S8, _S16, _S27, _S30, _S31, _S32 = (np.uint64(s) for s in (8, 16, 27, 30, 31, 32))
+from nfs_synth.sensors.counter_rng import GAMMA, mix
+
+_S8, _S16, _S32 = (np.uint64(s) for s in (8, 16, 32))
 _BYTE_PAIRS = np.uint64(0x00FF00FF)
 _LOW16 = np.uint64(0xFFFF)
 # Sum of four uniform bytes: mean 4 * 127.5, variance 4 * (256**2 - 1) / 12.
 _IH_MEAN = np.float32(510.0)
 _IH_INV_STD = np.float32(1.0 / np.sqrt(4 * (256**2 - 1) / 12))
-
-
-@njit(inline="always")
-def _mix64(z):
-    """splitmix64 finaliser: a bijective 64-bit mixer."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
 
 
 @njit(inline="always")
@@ -75,11 +66,11 @@ def integrate(charge, fired, start, delta, segment, weight, gain, dark, threshol
         for s in range(weight.shape[0]):
             i0, di, w = start[segment[s], r], delta[segment[s], r], weight[s]
             if noisy:
-                step_key = _mix64(key + np.uint64(first_step + s) * _GOLDEN)
+                step_key = mix(key + np.uint64(first_step + s) * GAMMA)
                 for x in range(width):
                     a = g[x] * (i0[x] + w * di[x]) + d[x]
                     a = a * post_reset_gain if f_prev[x] else a
-                    h = _mix64(step_key + (row_base + np.uint64(x)) * _GOLDEN)
+                    h = mix(step_key + (row_base + np.uint64(x)) * GAMMA)
                     a = max(a + np.sqrt(a * shot_scale) * _normal(h), zero)
                     v = q[x] + a
                     fire = v >= th[x] * (one + jitter * _normal(h >> _S32))

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nfs_synth.sensors import events as ev_mod
+from nfs_synth.sensors import event_simulator as ev_mod
 from nfs_synth.sensors import events_kernel as K
+from nfs_synth.sensors.counter_rng import mix
 from nfs_synth.sensors.events import (DVS240, DVS346, EVENT_DTYPE, PRESETS, TABLE3_RANGES, DVSParams,
                                       EventSimulator, EventsError, from_recipe, rgb_to_gray,
                                       sample_params, simulate)
@@ -276,7 +277,7 @@ def _scalar_interval(l0, l1, res, dt, k, key, interval):
     out = []
     res_out = np.empty((h, w))
     for y in range(h):
-        row_seed = K._mix(key ^ K._mix((np.uint64(interval) << np.uint64(32)) | np.uint64(y)))
+        row_seed = mix(key ^ mix((np.uint64(interval) << np.uint64(32)) | np.uint64(y)))
         for x in range(w):
             lm = 0.5 * (l0[y, x] + l1[y, x])
             inv = 1.0 / (lm + k2)

@@ -1,0 +1,114 @@
+"""DVS-Voltmeter's parameters: the six constants k1..k6, the sensor presets, the paper's Table 3 ranges
+they are drawn from, and the event record. numpy only, so recipes and readers use them without the
+numba kernel."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from numbers import Real
+
+import numpy as np
+
+EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
+
+PARAM_NAMES = ("k1", "k2", "k3", "k4", "k5", "k6")
+TABLE3_RANGES = {
+    "k1": (4.0, 5.5),
+    "k2": (18.0, 25.0),
+    "k3": (5e-5, 2.5e-4),
+    "k4": (0.8e-7, 1.2e-7),
+    "k5": (3e-9, 8e-8),
+    "k6": (8e-6, 1.2e-5),
+}
+class EventsError(ValueError):
+    """Bad input to the event simulator or to the event files."""
+
+
+def real_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise EventsError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise EventsError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class DVSParams:
+    """The six constants of the DVS-Voltmeter model (units: L on 0..255, time in us).
+
+    k1 signal gain, k2 dark-current offset, k3 shot-noise diffusion, k4 constant leak,
+    k5 brightness-proportional leak, k6 diffusion floor.
+    """
+    k1: float
+    k2: float
+    k3: float
+    k4: float
+    k5: float
+    k6: float
+
+    def __post_init__(self):
+        for name in PARAM_NAMES:
+            object.__setattr__(self, name, real_number(name, getattr(self, name)))
+        if self.k1 <= 0.0:
+            raise EventsError(f"k1 (signal gain) must be > 0, got {self.k1}")
+        if self.k2 <= 0.0:
+            raise EventsError(f"k2 (dark-current offset) must be > 0, got {self.k2}")
+        for name in PARAM_NAMES[2:]:
+            if getattr(self, name) < 0.0:
+                raise EventsError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def as_array(self) -> np.ndarray:
+        return np.array([getattr(self, n) for n in PARAM_NAMES], dtype=np.float64)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+DVS346 = DVSParams(0.00018 * 29250, 20.0, 1e-4, 1e-7, 5e-9, 1e-5)
+DVS240 = DVSParams(0.000094 * 47065, 23.0, 2e-4, 1e-7, 5e-8, 1e-5)
+PRESETS = {"DVS346": DVS346, "DVS240": DVS240}
+
+
+def resolve_params(params) -> DVSParams:
+    """A DVSParams, or a preset name."""
+    if isinstance(params, DVSParams):
+        return params
+    if isinstance(params, str):
+        if params not in PRESETS:
+            raise EventsError(f"unknown event-sensor preset {params!r}; known: {sorted(PRESETS)}")
+        return PRESETS[params]
+    raise EventsError(f"params must be a DVSParams or a preset name, got {type(params).__name__}")
+
+
+def check_ranges(ranges) -> dict:
+    if not isinstance(ranges, dict):
+        raise EventsError(f"ranges must be a dict k1..k6 -> [min, max], got {type(ranges).__name__}")
+    unknown = set(ranges) - set(PARAM_NAMES)
+    if unknown:
+        raise EventsError(f"unknown parameter(s) in ranges: {sorted(unknown)}")
+    out = {}
+    for name in PARAM_NAMES:
+        pair = ranges.get(name, TABLE3_RANGES[name])
+        if isinstance(pair, (str, bytes)) or len(pair) != 2:
+            raise EventsError(f"range of {name} must be [min, max], got {pair!r}")
+        lo, hi = real_number(f"{name} min", pair[0]), real_number(f"{name} max", pair[1])
+        if lo > hi:
+            raise EventsError(f"range of {name} has min {lo} > max {hi}")
+        positive = name in ("k1", "k2")
+        if lo < 0.0 or (positive and lo == 0.0):
+            bound = "(0" if positive else "[0"
+            raise EventsError(f"range of {name} must lie in {bound}, inf), got [{lo}, {hi}]")
+        out[name] = (lo, hi)
+    return out
+
+
+def sample_params(rng: np.random.Generator, ranges: dict | None = None) -> DVSParams:
+    """Draw each k uniformly from its range (default: the paper's Table 3).
+
+    Always six draws in the order k1..k6, so one range never shifts the others' values.
+    Missing keys take the Table 3 range.
+    """
+    bounds = check_ranges({} if ranges is None else ranges)
+    values = {name: rng.uniform(*bounds[name]) for name in PARAM_NAMES}
+    return DVSParams(**values)
