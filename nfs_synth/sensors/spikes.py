@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammaincinv
 
+from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.sensors.spike_reconstruction import fit_full_white_rate, tfi, tfp
 from nfs_synth.sensors.spikes_kernel import integrate
 
@@ -374,14 +375,9 @@ def write_dat(path: str | os.PathLike, stream: SpikeStream, flip: bool = True,
     if not isinstance(stream, SpikeStream):
         raise SpikeError(f"write_dat needs a SpikeStream, got {type(stream).__name__}")
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            for i in range(0, len(stream), steps_per_write):
-                fh.write(pack_dat_frames(stream.packed[i:i + steps_per_write], stream.width, flip).tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        for i in range(0, len(stream), steps_per_write):
+            fh.write(pack_dat_frames(stream.packed[i:i + steps_per_write], stream.width, flip).tobytes())
     return path
 
 
