@@ -1,6 +1,5 @@
 """User errors and foreign files: one `error: ...` line on stderr, status 2 (usage) or 1 (failure), no
 traceback, nothing written; exports stay out of the corpus's scenes/."""
-import pytest
 
 from nfs_synth.cli import generate_main, main
 from tiny_corpus import ARGS

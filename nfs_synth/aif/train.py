@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from nfs_synth.aif.losses import Eq17Loss, PerceptualLoss
 from nfs_synth.aif.nets import build, count_parameters
+from nfs_synth.corpus.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "nfs_synth.aif checkpoint v1"
 LAST = "last.pt"
@@ -138,9 +139,8 @@ def save_checkpoint(path: Path, model, optimizer, config: TrainConfig, epoch: in
     payload = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(config), "epoch": epoch,
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "parameters": count_parameters(model)}
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-save never leaves a half-written last.pt
+    with atomic_path(path) as tmp:          # a crash mid-save never leaves a half-written last.pt
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -180,7 +180,8 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
         return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (int(t[0]), int(t[-1]))
     if not args.spikes:
         raise ValueError("these checkpoints are for spikes: give --spikes")
-    from nfs_synth.sensors.spikes import SpikeStream, read_dat
+    from nfs_synth.corpus.spike_dat import read_dat
+    from nfs_synth.sensors.spikes import SpikeStream
 
     stream = read_dat(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
     t = stream.t_us

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from nfs_synth.color import srgb_encode, to_uint8
+from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.scene_file import SceneReader
 from nfs_synth.run.ledger import existing_corpus
 
@@ -66,9 +67,9 @@ def run(args) -> int:
         with SceneReader(path) as scene:
             sheet = contact_sheet(scene, args.frames)
         target = out_dir / f"{path.stem}.png"
-        tmp = target.with_suffix(".tmp.png")
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):     # OpenCV does not raise
-            raise OSError(f"{tmp}: cannot write the PNG")
-        tmp.replace(target)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        if not ok:                                                 # OpenCV does not raise
+            raise OSError(f"{target}: cannot encode the PNG")
+        write_bytes(target, png.tobytes())
         print(target)
     return 0

@@ -14,7 +14,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from nfs_synth.corpus.scene_file import SCHEMA_VERSION, TMP_MARK, SceneFileError, content_hash
+from nfs_synth.corpus.atomic import TMP_MARK
+from nfs_synth.corpus.scene_file import SceneFileError, content_hash
+from nfs_synth.corpus.schema import SCHEMA_VERSION, datasets
 from nfs_synth.run.ledger import existing_corpus
 
 SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
@@ -26,21 +28,17 @@ def add_arguments(p) -> None:
 
 
 def schema_problems(h5: h5py.File, entry: dict) -> list[str]:
-    """Shapes, dtypes and counts of one open scene file against the README, "Scene file format" and its entry."""
+    """Shapes, dtypes and counts of one open scene file against the schema and its manifest entry."""
     problems = []
     recipe = json.loads(h5.attrs["recipe_json"])
-    t, h, w = entry["frames"], entry["height"], entry["width"]
-    expect = {"frames": ((t, h, w, 3), "float16"), "timestamps_us": ((t,), "int64"),
-              "focus_distance_m": ((t,), "float64"), "all_in_focus": ((h, w, 3), "float32"),
-              "depth_m": ((h, w), "float32"), "camera/K": ((3, 3), "float64")}
-    if recipe["sensors"]["events"]["enabled"]:
-        n = entry["events"]
-        expect |= {"events/x": ((n,), "uint16"), "events/y": ((n,), "uint16"), "events/t": ((n,), "int64"),
-                   "events/p": ((n,), "uint8"), "ms_to_idx": (None, "uint64"), "t_offset": ((), "int64")}
-    if recipe["sensors"]["spikes"]["enabled"]:
-        n = entry["spike_steps"]
-        expect |= {"spikes/packed": ((n, h, (w + 7) // 8), "uint8"), "spikes/t_us": ((n,), "int64")}
-    for name, (shape, dtype) in expect.items():
+    parts = ["sweep", "camera"] + [s for s in ("events", "spikes") if recipe["sensors"][s]["enabled"]]
+    sizes = {"T": entry["frames"], "H": entry["height"], "W": entry["width"]}
+    if "events" in parts:
+        sizes["N"] = entry["events"]
+    if "spikes" in parts:
+        sizes["S"] = entry["spike_steps"]
+    for name, spec in datasets(*parts):
+        shape, dtype = spec.shape_for(**sizes), spec.dtype
         ds = h5.get(name)
         link = h5.get(name.split("/")[0], getlink=True)
         if not isinstance(ds, h5py.Dataset) and isinstance(link, h5py.ExternalLink):   # study variants

@@ -1,30 +1,33 @@
 """Events in the DSEC HDF5 layout: streaming writer, windowed reader, exports.
 
-Layout (what DSEC's tools, tonic and RVT open unchanged): `events/{x,y,t,p}` 1-D chunked
-datasets (Blosc zstd + bitshuffle through hdf5plugin), `events/height`, `events/width`,
-`ms_to_idx` (uint64, first event index with t >= 1000*m) and `t_offset` (int64) at the root.
+Layout (what DSEC's tools, tonic and RVT open unchanged; nfs_synth.corpus.schema has the details):
+`events/{x,y,t,p}` 1-D chunked datasets, `events/height`, `events/width`, `ms_to_idx` (first event
+index with t >= 1000*m) and `t_offset` at the root.
 """
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import h5py
-import hdf5plugin
 import numpy as np
 
+from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.scene_file import open_scene
 from nfs_synth.sensors.dvs import EVENT_DTYPE, EventsError
+from nfs_synth.corpus.schema import BY_PATH
 
-CHUNK = 1 << 17  # events per chunk (DSEC-like; 2^16..2^17)
+
 _FIELDS = ("x", "y", "t", "p")
+_SPECS = {f: BY_PATH[f"events/{f}"] for f in _FIELDS}
+_MS_TO_IDX = BY_PATH["ms_to_idx"]
+CHUNK = _SPECS["t"].chunks[0]   # events per chunk (a module name: tests shrink it)
 _READ_BLOCK = 1 << 20
 EXPORT_FORMATS = ("txt", "npz", "dsec-h5")
 
 
-def _compression():
-    return hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.BITSHUFFLE)
+def _compression() -> dict:
+    return _SPECS["t"].filter.kwargs()
 
 
 def _check_attrs(attrs):
@@ -57,8 +60,7 @@ class EventWriter:
         self.height, self.width = int(height), int(width)
         self._file = h5file
         group = h5file.create_group("events")
-        dtypes = {"x": np.uint16, "y": np.uint16, "t": np.int64, "p": np.uint8}
-        self._ds = {f: group.create_dataset(f, shape=(0,), maxshape=(None,), dtype=dtypes[f],
+        self._ds = {f: group.create_dataset(f, shape=(0,), maxshape=(None,), dtype=_SPECS[f].dtype,
                                             chunks=(CHUNK,), **_compression()) for f in _FIELDS}
         group.create_dataset("height", data=np.int64(self.height))
         group.create_dataset("width", data=np.int64(self.width))
@@ -133,11 +135,11 @@ class EventWriter:
         if self._pending:
             self._flush(final=True)
         n_ms = math.ceil(int(t_end_us) / 1000) + 1
-        ms = np.full(n_ms, self.count, dtype=np.uint64)
+        ms = np.full(n_ms, self.count, dtype=_MS_TO_IDX.dtype)
         if self._ms_parts:
             known = np.concatenate(self._ms_parts)[:n_ms]
             ms[:known.size] = known
-        self._file.create_dataset("ms_to_idx", data=ms, **_compression())
+        self._file.create_dataset("ms_to_idx", data=ms, **_MS_TO_IDX.filter.kwargs())
         self._file.create_dataset("t_offset", data=np.int64(0))
         self._closed = True
 
@@ -245,20 +247,16 @@ def export_events(scene_path, fmt: str, out_path) -> Path:
     if fmt not in EXPORT_FORMATS:
         raise EventsError(f"unknown export format {fmt!r}; known: {list(EXPORT_FORMATS)}")
     out_path = Path(out_path)
-    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
     with open_scene(scene_path) as src:
         group = _events_group(src)
         if not ("height" in group and "width" in group):
             raise EventsError(f"{scene_path} has no events/height, events/width")
         t_off = int(src["t_offset"][()]) if "t_offset" in src else 0
-        try:
+        with atomic_path(out_path) as tmp:
             if fmt == "txt":
                 _write_txt(group, t_off, tmp)
             elif fmt == "npz":
                 _write_npz(src, group, tmp)
             else:
                 _write_dsec(src, group, tmp)
-            os.replace(tmp, out_path)
-        finally:
-            tmp.unlink(missing_ok=True)
     return out_path

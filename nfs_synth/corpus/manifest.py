@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from nfs_synth.corpus.atomic import write_text
 from nfs_synth.scene.recipe import to_json
 
 MANIFEST = "manifest.json"
@@ -45,17 +44,13 @@ def read_manifest(out_dir: str | Path) -> dict | None:
 
 
 def write_manifest(out_dir: str | Path, recipe: dict, entries: dict[int, dict]) -> dict:
-    """Write the manifest atomically (temp file + rename) so a killed run never leaves half of one."""
+    """Write the manifest atomically so that a killed run never leaves half of one."""
     manifest = {
         "format": "nfs_synth corpus",
         "recipe": json.loads(to_json(recipe)),
         "scenes": [entries[i] for i in sorted(entries)],
     }
-    out_dir = Path(out_dir)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".manifest-", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, out_dir / MANIFEST)
+    write_text(Path(out_dir) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
 

@@ -1,89 +1,90 @@
 """One HDF5 file per scene: written under a temporary name, renamed only when complete.
 
-The schema is in the README, "Scene file format". Frames are float16 linear RGB, one chunk per frame, Blosc zstd
-with byte shuffle: 11 bits of mantissa keep later simulators far from any 8-bit staircase at half the
-bytes of float32.
+The schema is nfs_synth.corpus.schema (printed in the README, "Scene file format"). Frames are float16
+linear RGB, one chunk per frame, Blosc zstd with byte shuffle: 11 bits of mantissa keep later
+simulators far from any 8-bit staircase at half the bytes of float32.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
-import hdf5plugin
 import numpy as np
 
 from nfs_synth import __version__
+from nfs_synth.corpus.atomic import atomic_path
+from nfs_synth.corpus.schema import (BY_PATH, FLOATS, INTEGERS, ROOT_ATTR_NAMES, SCHEMA_VERSION,
+                                     WALL_CLOCK_ATTRS, datasets)
 
-SCHEMA_VERSION = 1
-TMP_MARK = ".tmp-"
-# Attributes that legitimately differ between otherwise identical runs: excluded from content hashes.
-VOLATILE_ATTRS = frozenset({"created_utc", "host", "wall_seconds", "timings_json"})
+_FRAMES = BY_PATH["frames"]
+_UNFILTERED_MAX = 16        # arrays of at most this many values are stored without a filter
 
 
 class SceneFileError(ValueError):
     """A scene file that is missing, truncated, or does not follow the schema."""
 
 
-def compression(kind: str = "float") -> dict:
-    """h5py filter arguments: byte shuffle suits floats, bit shuffle suits small integers."""
-    shuffle = hdf5plugin.Blosc.SHUFFLE if kind == "float" else hdf5plugin.Blosc.BITSHUFFLE
-    return dict(hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=shuffle))
-
-
 def scene_name(index: int) -> str:
     return f"scene_{index:05d}.h5"
 
 
+def provenance_attrs() -> dict:
+    """The wall-clock attributes of a file made now, here."""
+    return {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "host": socket.gethostname()}
+
+
 class SceneWriter:
-    """Context manager: `with SceneWriter(path, T, H, W) as w: ...`; the file appears only on success."""
+    """Context manager: `with SceneWriter(path, T, H, W) as w: ...`; the file appears only on success.
+
+    Dataset and root-attribute names must be the schema's, so that no file carries an undocumented one.
+    """
 
     def __init__(self, path: str | Path, frames: int, height: int, width: int):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f"{self.path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.shape = (frames, height, width)
         self.h5: h5py.File | None = None
 
     def __enter__(self) -> "SceneWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.h5 = h5py.File(self.tmp, "w")
         t, h, w = self.shape
-        self.h5.attrs["schema_version"] = SCHEMA_VERSION
-        self.h5.attrs["nfs_synth_version"] = __version__
-        self.h5.attrs["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.h5.attrs["host"] = socket.gethostname()
-        self.frames = self.h5.create_dataset("frames", shape=(t, h, w, 3), dtype=np.float16,
-                                             chunks=(1, h, w, 3), **compression("float"))
-        self.frames.attrs["units"] = "linear scene-referred RGB (Rec.709 primaries), 1.0 = diffuse white"
+        with ExitStack() as stack:           # h5 closes before the rename; on error both unwind
+            tmp = stack.enter_context(atomic_path(self.path))
+            self.h5 = stack.enter_context(h5py.File(tmp, "w"))
+            self.set_attrs(schema_version=SCHEMA_VERSION, nfs_synth_version=__version__, **provenance_attrs())
+            self.frames = self.h5.create_dataset("frames", shape=_FRAMES.shape_for(T=t, H=h, W=w),
+                                                 dtype=_FRAMES.dtype, chunks=_FRAMES.chunks_for(H=h, W=w),
+                                                 **_FRAMES.filter.kwargs())
+            self.frames.attrs["units"] = "linear scene-referred RGB (Rec.709 primaries), 1.0 = diffuse white"
+            self._stack = stack.pop_all()
         return self
 
     def write_frame(self, index: int, rgb: np.ndarray) -> None:
         self.frames[index] = rgb.astype(np.float16)
 
     def write_array(self, name: str, data, units: str | None = None, kind: str = "float") -> None:
+        """`kind` picks the filter: "float" (byte shuffle) or anything else (bit shuffle, small integers)."""
+        if name not in BY_PATH:
+            raise SceneFileError(f"dataset {name!r} is not in the scene-file schema")
         data = np.asarray(data)
-        opts = compression(kind) if data.ndim >= 1 and data.size > 16 else {}
+        filtered = data.ndim >= 1 and data.size > _UNFILTERED_MAX
+        opts = (FLOATS if kind == "float" else INTEGERS).kwargs() if filtered else {}
         ds = self.h5.create_dataset(name, data=data, **opts)
         if units:
             ds.attrs["units"] = units
 
     def set_attrs(self, **attrs) -> None:
+        if unknown := sorted(set(attrs) - ROOT_ATTR_NAMES):
+            raise SceneFileError(f"root attributes {unknown} are not in the scene-file schema")
         for key, value in attrs.items():
             self.h5.attrs[key] = value
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.h5.close()
-        finally:
-            if exc_type is None:
-                os.replace(self.tmp, self.path)       # atomic on one file system
-            else:
-                self.tmp.unlink(missing_ok=True)
+        self._stack.__exit__(exc_type, exc, tb)
 
 
 def open_scene(path: str | Path) -> h5py.File:
@@ -102,7 +103,7 @@ class SceneReader:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.h5 = open_scene(self.path)
-        for name in ("frames", "timestamps_us", "focus_distance_m", "all_in_focus", "depth_m"):
+        for name, _ in datasets("sweep"):
             if name not in self.h5:
                 self.h5.close()
                 raise SceneFileError(f"{self.path}: missing dataset '{name}'")
@@ -174,7 +175,7 @@ def content_hash(path: str | Path) -> str:
 
     def add_attrs(name: str, obj) -> None:
         for key in sorted(obj.attrs):
-            if key in VOLATILE_ATTRS:
+            if key in WALL_CLOCK_ATTRS:
                 continue
             value = obj.attrs[key]
             digest.update(f"@{name}:{key}=".encode())

@@ -1,8 +1,8 @@
 """The `spikes/` group of a scene file: streaming writer, time-windowed reader, .dat / .npz export.
 
-Layout: `spikes/packed` (N, H, ceil(W/8)) uint8, row bits little-endian, chunked `CHUNK_STEPS` steps
-along time; `spikes/t_us` (N,) int64, end time of each readout step; group attributes carry the
-simulator parameters, seed and sensor size (`height`, `width`).
+Layout (nfs_synth.corpus.schema has the details): `spikes/packed` (N, H, ceil(W/8)), row bits
+little-endian, chunked `CHUNK_STEPS` steps along time; `spikes/t_us` (N,), end time of each readout
+step; group attributes carry the simulator parameters, seed and sensor size (`height`, `width`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import os
 from pathlib import Path
 
 import h5py
-import hdf5plugin
 import numpy as np
 
+from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.scene_file import open_scene
-from nfs_synth.sensors.spikes import SpikeError, SpikeStream, pack_dat_frames
+from nfs_synth.corpus.schema import BY_PATH
+from nfs_synth.corpus.spike_dat import pack_dat_frames
+from nfs_synth.sensors.spikes import SpikeError, SpikeStream
 
-CHUNK_STEPS = 256
-# Blosc zstd level 1, no shuffle (measured in benchmarks/spikes.py): packed spike bits are close to
-# incompressible (12 % saved); bitshuffle saved only 8 %, and zstd level 5 saved 1-4 % more than
-# level 1 while writing 4-6x slower, slower than the simulator produces steps.
-COMPRESSION = hdf5plugin.Blosc(cname="zstd", clevel=1, shuffle=hdf5plugin.Blosc.NOSHUFFLE)
+_PACKED, _T_US = BY_PATH["spikes/packed"], BY_PATH["spikes/t_us"]
+CHUNK_STEPS = _PACKED.chunks[0]
+COMPRESSION = _PACKED.filter.kwargs()
 
 
 class SpikeWriter:
@@ -35,9 +35,9 @@ class SpikeWriter:
         group = h5file.create_group("spikes")
         self._packed = group.create_dataset(
             "packed", shape=(0, self.height, row_bytes), maxshape=(None, self.height, row_bytes),
-            dtype=np.uint8, chunks=(CHUNK_STEPS, self.height, row_bytes), **compression)
-        self._t_us = group.create_dataset("t_us", shape=(0,), maxshape=(None,), dtype=np.int64,
-                                          chunks=(16 * CHUNK_STEPS,), **compression)
+            dtype=_PACKED.dtype, chunks=_PACKED.chunks_for(H=self.height, W=self.width), **compression)
+        self._t_us = group.create_dataset("t_us", shape=(0,), maxshape=(None,), dtype=_T_US.dtype,
+                                          chunks=_T_US.chunks, **compression)
         try:
             group.attrs.update({"height": self.height, "width": self.width, "bit_order": "little",
                                 "chunk_steps": CHUNK_STEPS, **attrs})
@@ -122,20 +122,15 @@ def export_spikes(scene_path: str | os.PathLike, fmt: str, out_path: str | os.Pa
     if fmt not in ("dat", "npz"):
         raise SpikeError(f"export format must be 'dat' or 'npz', got {fmt!r}")
     out_path = Path(out_path)
-    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
     with open_scene(scene_path) as h5:
         group = _spikes_group(h5)
         packed, width = group["packed"], int(group.attrs["width"])
-        try:
-            with open(tmp, "wb") as fh:
-                if fmt == "dat":
-                    for i in range(0, packed.shape[0], CHUNK_STEPS):
-                        fh.write(pack_dat_frames(packed[i:i + CHUNK_STEPS], width, flip).tobytes())
-                else:
-                    np.savez_compressed(fh, packed=packed[:], t_us=group["t_us"][:],
-                                        height=int(group.attrs["height"]), width=width,
-                                        readout_hz=float(group.attrs.get("readout_hz", np.nan)))
-            os.replace(tmp, out_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+            if fmt == "dat":
+                for i in range(0, packed.shape[0], CHUNK_STEPS):
+                    fh.write(pack_dat_frames(packed[i:i + CHUNK_STEPS], width, flip).tobytes())
+            else:
+                np.savez_compressed(fh, packed=packed[:], t_us=group["t_us"][:],
+                                    height=int(group.attrs["height"]), width=width,
+                                    readout_hz=float(group.attrs.get("readout_hz", np.nan)))
     return out_path

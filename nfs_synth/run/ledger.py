@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from nfs_synth.corpus.atomic import write_text
 from nfs_synth.corpus.manifest import ManifestError, read_manifest, split_of, write_manifest
 from nfs_synth.scene.recipe import RecipeError, to_json
 
@@ -92,9 +92,7 @@ def _differences(a, b, prefix: str = ""):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 class Ledger:

@@ -18,7 +18,9 @@ import h5py
 from tqdm import tqdm
 
 from nfs_synth.scene import textures
-from nfs_synth.corpus.scene_file import TMP_MARK, scene_name
+from nfs_synth.corpus.atomic import TMP_MARK, temporaries
+from nfs_synth.corpus.manifest import MANIFEST
+from nfs_synth.corpus.scene_file import scene_name
 from nfs_synth.run.ledger import FRAGMENTS, Ledger
 from nfs_synth.run.pipeline import render_scene, scene_entry, scene_path
 from nfs_synth.run.workers import LocalPool, Outcome, Policy, run_unit
@@ -64,7 +66,7 @@ class FileUnit:
 
     def remove_temporaries(self, pid: int) -> None:
         """Temporaries of a worker process that died or was killed while writing this file."""
-        for tmp in self.path.parent.glob(f"{self.path.name}{TMP_MARK}{pid}-*"):
+        for tmp in temporaries(self.path, pid):
             tmp.unlink(missing_ok=True)
 
     def failure_entry(self, error: str, attempts: int) -> dict:
@@ -87,7 +89,7 @@ def clean_stale_temporaries(out_dir: Path, scenes: range) -> int:
     stale = [p for p in (out_dir / "scenes").glob(f"scene_*{TMP_MARK}*")
              if (m := _TMP_NAME.match(p.name)) and int(m[1]) in scenes]
     cutoff = time.time() - STALE_LEDGER_TMP_S
-    stale += [p for p in [*out_dir.glob(".manifest-*.tmp"), *(out_dir / FRAGMENTS).glob(".*.tmp")]
+    stale += [p for p in [*temporaries(out_dir / MANIFEST), *(out_dir / FRAGMENTS).glob(f"*{TMP_MARK}*")]
               if p.stat().st_mtime < cutoff]
     for path in stale:
         path.unlink(missing_ok=True)

@@ -16,15 +16,14 @@ import copy
 import itertools
 import json
 import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 
-from nfs_synth.corpus.scene_file import TMP_MARK, SceneFileError, SceneReader
+from nfs_synth.corpus.atomic import atomic_path
+from nfs_synth.corpus.scene_file import SceneFileError, SceneReader, provenance_attrs
 from nfs_synth.run.ledger import Ledger, corpus_manifest
 from nfs_synth.run.orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
 from nfs_synth.run.pipeline import SensorRig, scene_entry, scene_path
@@ -83,28 +82,21 @@ class StudyUnit(FileUnit):
     def run(self, threads: int, on_frame) -> dict:
         started = time.perf_counter()
         link = os.path.relpath(self.source, self.path.parent)
-        tmp = self.path.with_name(f"{self.path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            with SceneReader(self.source) as src, h5py.File(tmp, "w") as out:
-                for name in src.h5:
-                    if name not in SENSOR_OUTPUTS:
-                        out[name] = h5py.ExternalLink(link, f"/{name}")
-                out.attrs.update({k: v for k, v in src.h5.attrs.items()})
-                out.attrs.update(recipe_json=to_json(self.recipe), study_params_json=json.dumps(self.params),
-                                 source_file=link, source_sha256=self.source_sha256,
-                                 created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                 host=socket.gethostname())
-                stamps = src.timestamps_us
-                rig = SensorRig(self.recipe, self.index, *src.size, out)
-                for i in range(src.num_frames):
-                    rig.feed(src.frame(i), stamps[i])
-                    if on_frame is not None:
-                        on_frame(i)
-                rig.close(int(stamps[-1]))
-                out.attrs["wall_seconds"] = time.perf_counter() - started
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(self.path) as tmp, SceneReader(self.source) as src, h5py.File(tmp, "w") as out:
+            for name in src.h5:
+                if name not in SENSOR_OUTPUTS:
+                    out[name] = h5py.ExternalLink(link, f"/{name}")
+            out.attrs.update({k: v for k, v in src.h5.attrs.items()})
+            out.attrs.update(recipe_json=to_json(self.recipe), study_params_json=json.dumps(self.params),
+                             source_file=link, source_sha256=self.source_sha256, **provenance_attrs())
+            stamps = src.timestamps_us
+            rig = SensorRig(self.recipe, self.index, *src.size, out)
+            for i in range(src.num_frames):
+                rig.feed(src.frame(i), stamps[i])
+                if on_frame is not None:
+                    on_frame(i)
+            rig.close(int(stamps[-1]))
+            out.attrs["wall_seconds"] = time.perf_counter() - started
         return scene_entry(self.path, self.index) | {
             "source": link, "source_sha256": self.source_sha256, "params": self.params,
             "seconds": round(time.perf_counter() - started, 3)}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split, split_of, write_manifest
-from nfs_synth.corpus.scene_file import (SceneFileError, SceneReader, SceneWriter, TMP_MARK,
-                                         content_hash)
+from nfs_synth.corpus.atomic import TMP_MARK
+from nfs_synth.corpus.scene_file import SceneFileError, SceneReader, SceneWriter, content_hash
 from nfs_synth.scene.recipe import load_recipe
 
 

@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
+from nfs_synth.corpus.spike_dat import read_dat, write_dat
 from nfs_synth.corpus.spikes_io import CHUNK_STEPS, SpikeWriter, export_spikes, read_spikes
-from nfs_synth.sensors.spikes import (
-    PRESETS, SpikeError, SpikeSimulator, SpikeStream, read_dat, simulate, write_dat)
+from nfs_synth.sensors.spikes import PRESETS, SpikeError, SpikeSimulator, SpikeStream, simulate
 
 
 def random_stream(n, height, width, seed=0):

@@ -1,5 +1,6 @@
 """Scale-out: the same data from any pool or shard split, resume after SIGKILL, retries and failures."""
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from nfs_synth.commands import validate
-from nfs_synth.corpus.scene_file import TMP_MARK
-from nfs_synth.run.orchestrate import SelectionError, select_scenes
+from nfs_synth.corpus.atomic import TMP_MARK
+from nfs_synth.run.orchestrate import (STALE_LEDGER_TMP_S, SelectionError, clean_stale_temporaries,
+                                      select_scenes)
 from tiny_corpus import ARGS, generate, hashes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,3 +106,18 @@ def test_select_scenes():
     assert select_scenes(10, "4:8", "1/2") == range(6, 8)
     with pytest.raises(SelectionError):
         select_scenes(10, "8:4")
+
+
+def test_stale_temporaries_of_selected_scenes_and_old_ledger_writes_are_removed(tmp_path):
+    (tmp_path / "scenes").mkdir()
+    (tmp_path / "manifest.d").mkdir()
+    for name in ["scenes/scene_00001.h5", "scenes/scene_00007.h5", "manifest.json",
+                 "manifest.d/scenes-0000000-0000004.json"]:
+        for pid, age in ((11, 0), (12, 2 * STALE_LEDGER_TMP_S)):         # a fresh and an old one each
+            tmp = tmp_path / f"{name}{TMP_MARK}{pid}-deadbeef"
+            tmp.write_bytes(b"")
+            os.utime(tmp, (time.time() - age,) * 2)
+    assert clean_stale_temporaries(tmp_path, range(0, 4)) == 4
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(f"*{TMP_MARK}*")) == [
+        "manifest.d/scenes-0000000-0000004.json.tmp-11-deadbeef", "manifest.json.tmp-11-deadbeef",
+        "scenes/scene_00007.h5.tmp-11-deadbeef", "scenes/scene_00007.h5.tmp-12-deadbeef"]

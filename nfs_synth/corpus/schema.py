@@ -1,0 +1,167 @@
+"""The scene-file schema, defined once: every dataset (shape, dtype, meaning, storage) and root attribute.
+
+The writers take dtypes, chunks and filters from here, `nfs-synth validate` checks files against it,
+and README.md's "Scene file format" table is its print-out: `python -m nfs_synth.corpus.schema`
+(tests/test_readme.py keeps the two equal).
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+import hdf5plugin
+
+SCHEMA_VERSION = 1
+
+_SHUFFLES = {"byte shuffle": hdf5plugin.Blosc.SHUFFLE, "bitshuffle": hdf5plugin.Blosc.BITSHUFFLE,
+             None: hdf5plugin.Blosc.NOSHUFFLE}
+
+
+@dataclass(frozen=True)
+class Blosc:
+    """A Blosc zstd filter (hdf5plugin: readers `import hdf5plugin` first)."""
+
+    level: int
+    shuffle: str | None                 # "byte shuffle", "bitshuffle" or None
+
+    def kwargs(self) -> dict:
+        """h5py's create_dataset arguments."""
+        return dict(hdf5plugin.Blosc(cname="zstd", clevel=self.level, shuffle=_SHUFFLES[self.shuffle]))
+
+    def __str__(self) -> str:
+        return f"zstd{self.level}" + (f" + {self.shuffle}" if self.shuffle else "")
+
+
+FLOATS = Blosc(5, "byte shuffle")       # byte shuffle suits floats,
+INTEGERS = Blosc(5, "bitshuffle")       # bit shuffle suits small integers.
+# Level 1, no shuffle (measured in benchmarks/spikes.py): packed spike bits are close to
+# incompressible (12 % saved); bitshuffle saved only 8 %, and zstd level 5 saved 1-4 % more than
+# level 1 while writing 4-6x slower, slower than the simulator produces steps.
+SPIKE_BITS = Blosc(1, None)
+
+EVENT_CHUNK = 1 << 17                   # events per chunk (DSEC-like; 2^16..2^17)
+SPIKE_CHUNK_STEPS = 256                 # readout steps per chunk
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One row of the table: datasets alike in shape, dtype and storage.
+
+    Shapes and chunks hold sizes or dimension names: T frames, H x W pixels, N events, M milliseconds,
+    S spike readout steps, ceil(W/8) bytes per row of spike bits.
+    """
+
+    paths: tuple[str, ...]
+    shape: tuple
+    dtype: str
+    meaning: str
+    part: str                   # sweep: every scene file; camera: rendered scenes; events, spikes: that sensor
+    chunks: tuple | None = None  # None: h5py's choice (none for scalars)
+    filter: Blosc | None = None  # None: the writer's choice (SceneWriter.write_array) or none for scalars
+    storage: str = ""            # how the README describes chunks and filter
+
+    def shape_for(self, **sizes) -> tuple | None:
+        return _resolve(self.shape, sizes)
+
+    def chunks_for(self, **sizes) -> tuple | None:
+        return _resolve(self.chunks, sizes) if self.chunks else None
+
+
+def _resolve(dims: tuple, sizes: dict) -> tuple | None:
+    """`dims` with each name replaced by its size in `sizes` (T=, H=, W=, ...); None if one is not given."""
+    if "W" in sizes:
+        sizes = sizes | {"ceil(W/8)": (sizes["W"] + 7) // 8}
+    out = tuple(d if isinstance(d, int) else sizes.get(d) for d in dims)
+    return None if None in out else out
+
+
+DATASETS = (
+    Dataset(("frames",), ("T", "H", "W", 3), "float16",
+            "focal-sweep frames, linear scene-referred RGB (Rec.709 primaries)", "sweep",
+            chunks=(1, "H", "W", 3), filter=FLOATS, storage=f"one chunk per frame, {FLOATS}"),
+    Dataset(("timestamps_us",), ("T",), "int64",
+            "time of each frame (first at 0, last at `sweep.duration_s`)", "sweep"),
+    Dataset(("focus_distance_m",), ("T",), "float64", "planar focus distance of each frame", "sweep"),
+    Dataset(("all_in_focus",), ("H", "W", 3), "float32",
+            "ground truth, linear RGB (pinhole render by default), rounded to float16 precision like the "
+            "frames", "sweep"),
+    Dataset(("depth_m",), ("H", "W"), "float32",
+            "planar depth (along the optical axis) from the all-in-focus render; 1e10 where no surface", "sweep"),
+    Dataset(("camera/K",), (3, 3), "float64",
+            "pinhole intrinsics in pixels; group attrs: width, height, focal_length_mm, f_number, "
+            "sensor_width_mm, aperture_blades, aperture_rotation_deg", "camera"),
+    Dataset(("events/x", "events/y"), ("N",), "uint16", "DSEC layout", "events", chunks=(EVENT_CHUNK,),
+            filter=INTEGERS, storage=f"chunks of 2^{EVENT_CHUNK.bit_length() - 1} events, {INTEGERS}"),
+    Dataset(("events/t",), ("N",), "int64", "us relative to `t_offset`, sorted", "events",
+            chunks=(EVENT_CHUNK,), filter=INTEGERS),
+    Dataset(("events/p",), ("N",), "uint8", "1 = ON, 0 = OFF", "events", chunks=(EVENT_CHUNK,), filter=INTEGERS),
+    Dataset(("events/height", "events/width"), (), "int64", "sensor size", "events"),
+    Dataset(("ms_to_idx",), ("M",), "uint64",
+            "for each millisecond m, index of the first event with t >= 1000*m", "events", filter=INTEGERS),
+    Dataset(("t_offset",), (), "int64", "0", "events"),
+    Dataset(("spikes/packed",), ("S", "H", "ceil(W/8)"), "uint8",
+            "one readout step per row of bits, pixel x is bit x%8 of byte x//8 (LSB first), rows top-down",
+            "spikes", chunks=(SPIKE_CHUNK_STEPS, "H", "ceil(W/8)"), filter=SPIKE_BITS,
+            storage=f"{SPIKE_CHUNK_STEPS} steps per chunk, {SPIKE_BITS} (packed bits barely compress)"),
+    Dataset(("spikes/t_us",), ("S",), "int64", "end time of each readout step", "spikes",
+            chunks=(16 * SPIKE_CHUNK_STEPS,), filter=SPIKE_BITS),
+)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    meaning: str = ""
+    wall_clock: bool = False    # differs between otherwise identical runs: excluded from content hashes
+    study: bool = False         # only in sensor-study variant files
+
+
+ROOT_ATTRS = (
+    Attribute("schema_version"), Attribute("nfs_synth_version"), Attribute("blender_version"),
+    Attribute("scene_index"), Attribute("seed", "corpus seed"),
+    Attribute("recipe_json", "the fully resolved recipe"),
+    Attribute("plan_json", "the scene plan: objects, textures and their provenance, lights, camera, focus schedule"),
+    Attribute("render_json", "engine and its settings"), Attribute("intensity"),
+    Attribute("created_utc", wall_clock=True), Attribute("host", wall_clock=True),
+    Attribute("wall_seconds", wall_clock=True), Attribute("timings_json", wall_clock=True),
+    Attribute("study_params_json", "the grid point", study=True),
+    Attribute("source_file", "the link target", study=True),
+    Attribute("source_sha256", "the source's content hash in its manifest", study=True),
+)
+ROOT_ATTR_NAMES = frozenset(a.name for a in ROOT_ATTRS)
+WALL_CLOCK_ATTRS = frozenset(a.name for a in ROOT_ATTRS if a.wall_clock)
+
+
+def datasets(*parts: str):
+    """(path, Dataset) of every dataset in `parts` (all parts when none is given), in table order."""
+    for spec in DATASETS:
+        if not parts or spec.part in parts:
+            for path in spec.paths:
+                yield path, spec
+
+
+BY_PATH = dict(datasets())
+
+
+def reference_markdown() -> str:
+    """README.md's dataset table and root-attribute paragraph."""
+    def shape(dims):
+        return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
+
+    rows = ["| path | shape | dtype | meaning |", "|---|---|---|---|"]
+    for spec in DATASETS:
+        meaning = f"{spec.meaning}; {spec.storage}" if spec.storage else spec.meaning
+        rows.append(f"| {', '.join(f'`{p}`' for p in spec.paths)} | {shape(spec.shape)} | {spec.dtype} | {meaning} |")
+
+    def names(attrs):
+        return ", ".join(f"`{a.name}`" + (f" ({a.meaning})" if a.meaning else "") for a in attrs)
+
+    kept = [a for a in ROOT_ATTRS if not (a.wall_clock or a.study)]
+    text = (f"Root attributes: {names(kept)}; wall-clock only (excluded from content hashes): "
+            f"{names(a for a in ROOT_ATTRS if a.wall_clock)}. Sensor-study variant files add "
+            f"{names(a for a in ROOT_ATTRS if a.study)}.")
+    return "\n".join(rows) + "\n\n" + textwrap.fill(text, 104, break_long_words=False, break_on_hyphens=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
