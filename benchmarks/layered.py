@@ -31,7 +31,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
 from blender_scenes import SceneRenderer, blender_version
-from blender_scenes.layered import LayeredRenderer
+from nfs_synth.render.layered.renderer import LayeredRenderer
 from nfs_synth.scene import plan as plans, recipe as recipes, textures
 from nfs_synth.sensors import events
 

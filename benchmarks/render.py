@@ -23,9 +23,10 @@ import hdf5plugin
 import numpy as np
 
 from blender_scenes import SceneRenderer, blender_version
+from blender_scenes.plan_format import PRIMITIVES
 
 SWEEP_FRAMES, NEAR_M, FAR_M = 480, 0.5, 3.0
-KINDS = ("cube", "uv_sphere", "ico_sphere", "cylinder", "cone", "torus", "plane", "cube", "uv_sphere")
+KINDS = (*PRIMITIVES, "cube", "uv_sphere")
 
 
 def textures(rng: np.random.Generator, n: int, size: int = 256) -> dict[str, np.ndarray]:

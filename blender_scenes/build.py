@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import bpy
 import numpy as np
 
+from .plan_format import CLIP_END_M, CLIP_START_M
+
 # Blender's primitive operators at their default sizes (cube/plane -1..1, radius 1, depth 2, torus
 # 1/0.25), always with UV maps so image textures can be applied.
 _ADD = {
@@ -25,7 +27,6 @@ _ADD = {
 }
 # Curved primitives are shaded smooth so their facets do not add edges that the texture lacks.
 _SMOOTH = {"uv_sphere", "ico_sphere", "torus"}
-CLIP_START_M, CLIP_END_M = 0.01, 1.0e4
 
 
 def build_scene(plan: Mapping, textures: Mapping[str, np.ndarray]) -> bpy.types.Object:

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-PRIMITIVES = ("cube", "uv_sphere", "ico_sphere", "cylinder", "cone", "torus", "plane")
-LIGHT_TYPES = ("SUN", "AREA", "POINT")
+from .plan_format import LIGHT_TYPES, PLAN_VERSION, PRIMITIVES
+
 MAX_SIDE = 16384
 
 
@@ -55,8 +55,8 @@ def validate_plan(plan: Mapping, textures: Mapping[str, np.ndarray]) -> None:
     """Raise PlanError for the first problem found; return None for a plan the renderer can build."""
     if not isinstance(plan, Mapping):
         raise PlanError(f"plan: expected a dict, got {type(plan).__name__}")
-    if plan.get("version") != 1:
-        raise PlanError(f"version: expected 1, got {plan.get('version')!r}")
+    if plan.get("version") != PLAN_VERSION:
+        raise PlanError(f"version: expected {PLAN_VERSION}, got {plan.get('version')!r}")
 
     cam = _section(plan, "camera")
     for key in ("width", "height"):

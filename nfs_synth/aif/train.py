@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from nfs_synth.aif.losses import Eq17Loss, PerceptualLoss
 from nfs_synth.aif.nets import build, count_parameters
 from nfs_synth.corpus.atomic import atomic_path
+from nfs_synth.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "nfs_synth.aif checkpoint v1"
 LAST = "last.pt"
@@ -32,10 +33,6 @@ _LOG_FIELDS = ("epoch", "lr", "loss", "perc", "mse", "psnr_db", "samples", "seco
 # fields that define the run; a resume keeps the checkpoint's values and rejects different ones
 RUN_DEFINING = ("stage", "modality", "epochs", "width", "alpha", "lr", "seed", "crop", "batch_size",
                 "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupted, or not an nfs_synth network checkpoint."""
 
 
 @dataclasses.dataclass

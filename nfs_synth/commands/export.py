@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from nfs_synth.cli import failure, usage_error
+    from nfs_synth.errors import failure, usage_error
 
     if args.format not in FORMATS[args.stream]:
         return usage_error(f"{args.stream} export format must be one of {', '.join(FORMATS[args.stream])}, "

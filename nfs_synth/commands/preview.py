@@ -50,7 +50,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def run(args) -> int:
-    from nfs_synth.cli import usage_error
+    from nfs_synth.errors import usage_error
 
     if args.frames < 1:
         return usage_error(f"--frames must be at least 1, got {args.frames}")

@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from nfs_synth.cli import usage_error
+    from nfs_synth.errors import usage_error
     from nfs_synth.run.orchestrate import SelectionError, select_scenes
     from nfs_synth.run.study import parse_grid, prepare_study, run_study
 

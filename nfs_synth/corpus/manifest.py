@@ -8,14 +8,11 @@ import numpy as np
 
 from nfs_synth.corpus.atomic import write_text
 from nfs_synth.scene.recipe import to_json
+from nfs_synth.errors import ManifestError
 
 MANIFEST = "manifest.json"
 SPLIT_STREAM = 99          # SeedSequence([seed, SPLIT_STREAM]) permutes scenes into splits
 SPLITS = ("train", "val", "test")
-
-
-class ManifestError(ValueError):
-    """A manifest (or fragment) that is not valid JSON, or a folder that is no corpus."""
 
 
 def split_of(recipe: dict) -> list[str]:

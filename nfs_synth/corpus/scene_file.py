@@ -20,13 +20,10 @@ from nfs_synth import __version__
 from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.schema import (BY_PATH, FLOATS, INTEGERS, ROOT_ATTR_NAMES, SCHEMA_VERSION,
                                      WALL_CLOCK_ATTRS, datasets)
+from nfs_synth.errors import SceneFileError
 
 _FRAMES = BY_PATH["frames"]
 _UNFILTERED_MAX = 16        # arrays of at most this many values are stored without a filter
-
-
-class SceneFileError(ValueError):
-    """A scene file that is missing, truncated, or does not follow the schema."""
 
 
 def scene_name(index: int) -> str:

@@ -24,13 +24,10 @@ from nfs_synth.corpus.scene_file import scene_name
 from nfs_synth.run.ledger import FRAGMENTS, Ledger
 from nfs_synth.run.pipeline import render_scene, scene_entry, scene_path
 from nfs_synth.run.workers import LocalPool, Outcome, Policy, run_unit
+from nfs_synth.errors import SelectionError
 
 STALE_LEDGER_TMP_S = 300        # a manifest write takes milliseconds; older temporaries are orphans
 _TMP_NAME = re.compile(rf"scene_(\d+)\.h5{re.escape(TMP_MARK)}")
-
-
-class SelectionError(ValueError):
-    """Bad --scenes / --shard syntax or range."""
 
 
 def select_scenes(total: int, scenes: str | None = None, shard: str | None = None) -> range:

@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nfs_synth.render import engines
 from nfs_synth.scene import optics, plan as plans, textures
 from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name
 from nfs_synth.scene.recipe import to_json
@@ -56,8 +57,6 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
 
     `on_frame(i)` runs after frame i is stored (the orchestrator's fault-injection hook).
     """
-    import blender_scenes
-
     started = time.perf_counter()
     plan = plans.sample_plan(recipe, index, texture_refs)
     pixels = {tid: textures.load_texture(ref, recipe["textures"]) for tid, ref in plan["textures"].items()}
@@ -65,11 +64,10 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
     height, width = cam["height"], cam["width"]
     stamps = np.asarray(plan["sweep"]["timestamps_us"], np.int64)
     focus = np.asarray(plan["sweep"]["focus_distance_m"], np.float64)
-    engine = blender_scenes.LayeredRenderer if plan["render"]["engine"] == "layered" else blender_scenes.SceneRenderer
-    with engine(plan, pixels, threads=threads) as renderer, \
+    with engines.renderer_class(plan["render"]["engine"])(plan, pixels, threads=threads) as renderer, \
             SceneWriter(path, len(stamps), height, width) as out:
         out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=to_json(recipe),
-                      plan_json=plans.to_json(plan), blender_version=blender_scenes.blender_version(),
+                      plan_json=plans.to_json(plan), blender_version=engines.blender_version(),
                       render_json=json.dumps(plan["render"] | getattr(renderer, "settings", {}), sort_keys=True),
                       intensity="frames and all_in_focus are linear RGB; sensors document their own "
                                 "conversion in their group attributes")

@@ -26,6 +26,7 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from nfs_synth.errors import PoolError
 
 FAULT_ENV = "NFS_SYNTH_FAULT"
 FAULT_KINDS = ("raise", "crash", "hang")
@@ -35,10 +36,6 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])   # holds nfs_synth/ an
 
 class UnitFailed(RuntimeError):
     """One attempt at a work unit failed (exception, dead worker process or timeout)."""
-
-
-class PoolError(ValueError):
-    """A pool that cannot be set up (bad --cluster syntax, unreachable scheduler)."""
 
 
 # ---------------------------------------------------------------- fault injection (tests only)

@@ -13,9 +13,9 @@ import json
 
 import numpy as np
 
+from blender_scenes.plan_format import PLAN_VERSION
 from nfs_synth.scene import optics, textures
 
-PLAN_VERSION = 1
 # Independent random streams of one scene (SeedSequence([seed, index, stream])).
 STREAM_PLAN, STREAM_EVENTS, STREAM_SPIKES = 0, 1, 2
 # Objects stay this far (in diopters, as a share of the sweep) in front of the background.

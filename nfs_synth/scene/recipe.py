@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blender_scenes.plan_format import PRIMITIVES
+from nfs_synth.errors import RecipeError
 from nfs_synth.sensors.dvs import PARAM_NAMES, TABLE3_RANGES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = REPO_ROOT / "recipes" / "quick.toml"
-
-
-class RecipeError(ValueError):
-    """A recipe (file or --set override) that cannot be used; the message names the key path."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,6 @@ class Key:
     item: type | None = None      # element type for lists
 
 
-PRIMITIVES = ("cube", "uv_sphere", "ico_sphere", "cylinder", "cone", "torus", "plane")
 
 SCHEMA: dict[str, Any] = {
     "corpus": {

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from nfs_synth.errors import TextureError
 
 # Photographs and scans that ship inside scikit-image (no pooch download needed).
 BUNDLED_PHOTOS = (
@@ -18,10 +19,6 @@ BUNDLED_PHOTOS = (
     "stereo_motorcycle",
 )
 PROCEDURAL_KINDS = ("fractal_noise", "stripes", "checker")
-
-
-class TextureError(ValueError):
-    """A texture source that cannot be used (missing folder, annotation file or images)."""
 
 
 # ---------------------------------------------------------------- catalogues

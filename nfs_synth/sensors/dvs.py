@@ -8,6 +8,7 @@ import math
 from numbers import Real
 
 import numpy as np
+from nfs_synth.errors import EventsError
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 
@@ -20,10 +21,6 @@ TABLE3_RANGES = {
     "k5": (3e-9, 8e-8),
     "k6": (8e-6, 1.2e-5),
 }
-class EventsError(ValueError):
-    """Bad input to the event simulator or to the event files."""
-
-
 def real_number(name, value):
     if isinstance(value, bool) or not isinstance(value, Real):
         raise EventsError(f"{name} must be a real number, got {value!r}")

@@ -8,10 +8,7 @@ default 1.0 they return spikes per step; for the noise-free subtract model that 
 from __future__ import annotations
 
 import numpy as np
-
-
-class ReconstructionError(ValueError):
-    """A window that does not fit the spike stream, or an unusable fit."""
+from nfs_synth.errors import ReconstructionError
 
 
 def _window(spikes, center: int, half_window: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from scipy.special import gammaincinv
 from nfs_synth.color import REC709_LUMA, REC709_WEIGHTS
 from nfs_synth.sensors.spike_reconstruction import fit_full_white_rate, tfi, tfp
 from nfs_synth.sensors.spikes_kernel import integrate
+from nfs_synth.errors import SpikeError
 
 __all__ = [
     "MODEL_VERSION", "PRESETS", "SpikeError", "SpikeParams", "SpikeSimulator", "SpikeStream",
@@ -35,10 +36,6 @@ INTENSITY_CONVENTION = (
     "gain * intensity + dark; nominal threshold phi; noise-free subtract reset fires intensity/phi "
     "spikes per step")
 _MAX_SPREAD = 0.2  # relative spreads above this would put pixels at non-positive gain/threshold
-
-
-class SpikeError(ValueError):
-    """Bad input to the spike simulator or its file formats."""
 
 
 @dataclasses.dataclass(frozen=True)

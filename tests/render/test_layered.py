@@ -8,9 +8,12 @@ import pytest
 import scipy.fft as sfft
 from scipy import ndimage
 
-import nfs_synth.render.layered_composite as lc
-from nfs_synth.render.layered_composite import (LayeredSettingsError, SlabStack, aperture_samples, aperture_spectrum,
-                                         slab_count, slab_edges)
+import nfs_synth.render.layered.stack as lc
+from nfs_synth.errors import LayeredSettingsError
+from nfs_synth.render.layered import aperture
+from nfs_synth.render.layered.aperture import aperture_samples, aperture_spectrum
+from nfs_synth.render.layered.slabs import slab_count, slab_edges
+from nfs_synth.render.layered.stack import SlabStack
 
 PPD = 60.0  # blur diameter in pixels per diopter of defocus
 
@@ -41,8 +44,8 @@ def test_disk_spectrum_table_matches_the_bessel_form():
     for diameter in (0.3, 7.0, 48.0, 200.0):
         x = np.pi * diameter * f.astype(np.float64)
         exact = np.where(x > 0, 2.0 * j1(np.where(x > 0, x, 1.0)) / np.where(x > 0, x, 1.0), 1.0)
-        np.testing.assert_allclose(lc.disk_spectrum(diameter, f), exact, atol=2e-6 + 1e-7, rtol=0)  # + float32
-    assert np.all(lc.disk_spectrum(0.01, f) == 1.0)  # below SHARP_PX: no blur
+        np.testing.assert_allclose(aperture.disk_spectrum(diameter, f), exact, atol=2e-6 + 1e-7, rtol=0)  # + float32
+    assert np.all(aperture.disk_spectrum(0.01, f) == 1.0)  # below SHARP_PX: no blur
 
 
 def test_slab_count_from_tolerance():
@@ -287,7 +290,7 @@ def test_coarse_levels_match_full_resolution(monkeypatch):
 
 def test_layered_sweep_close_to_cycles():
     bpy_scenes = pytest.importorskip("blender_scenes")
-    from blender_scenes.layered import LayeredRenderer
+    from nfs_synth.render.layered.renderer import LayeredRenderer
     from test_render import checker, make_plan, plane
 
     focus = [0.6, 1.0, 2.4]
@@ -320,7 +323,7 @@ def test_layered_sweep_close_to_cycles():
 
 def test_layered_settings_errors():
     pytest.importorskip("blender_scenes")
-    from blender_scenes.layered import LayeredRenderer
+    from nfs_synth.render.layered.renderer import LayeredRenderer
     from test_render import checker, make_plan, plane
 
     plan = make_plan([plane("a", "check", 2.0, 1.0)], [1.0])
@@ -334,7 +337,7 @@ def test_layered_settings_errors():
 @pytest.mark.parametrize("focus", [0.6, 2.0])  # the dot behind, then in front of the focus plane
 def test_polygonal_aperture_orientation_matches_cycles(focus):
     bpy_scenes = pytest.importorskip("blender_scenes")
-    from blender_scenes.layered import LayeredRenderer
+    from nfs_synth.render.layered.renderer import LayeredRenderer
     from test_render import make_plan, plane
 
     objects = [plane("dot", "white", 1.0, 0.006), plane("back", "black", 3.0, 2.0)]

@@ -7,7 +7,7 @@ pixels the diameter is `px_per_diopter * |1/z - 1/S|`. Each slab is blurred with
 depth (the mean depth of what it holds); the blurred slabs then combine with the premultiplied "over"
 operator, nearest on top, except that pieces of one object add up (see `SlabStack`). Where blurred
 objects overlap, "over" of blurred layers misjudges what hides what; an optional correction composites
-per point of the aperture instead (`_visibility_correction`).
+per point of the aperture instead (`kernels.visibility_correction`).
 
 Each slab is cropped to its content (padded by the largest blur it will get) and its spectrum is
 computed once and shared by every frame; a frame costs one pointwise product and one inverse FFT per
@@ -25,20 +25,16 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 import scipy.fft as sfft
-from numba import njit
-from scipy.special import j1
 
-# Below this diameter (px) the aperture's image is far smaller than the pixel filter: no blur.
-SHARP_PX = 0.05
+from nfs_synth.errors import LayeredSettingsError
+from nfs_synth.render.layered.aperture import SHARP_PX, aperture_samples, aperture_spectrum, disk_spectrum
+from nfs_synth.render.layered.kernels import accumulate_seam, add_piece, seam_gain, visibility_correction
+
 # Blurs wider than 2 * COARSE_PX are computed on a grid 2**level coarser (level <= MAX_LEVEL), keeping
 # at least COARSE_PX coarse pixels across the disk: the disk's spectrum beyond that grid's band is
 # below ~4 % of its peak, and a frame then costs a fraction of the full-resolution FFTs.
 COARSE_PX = 12.0
 MAX_LEVEL = 3
-# 2 J1(x) / x is tabulated at this step: linear interpolation errs by at most step^2 / 32 (|f''| <= 1/4),
-# 2e-6 of the DC term, and costs a fraction of evaluating J1 at every frequency of every slab and frame.
-_AIRY_STEP = 1.0 / 128
-_airy_table = np.ones(1, np.float32)
 # Seam filling (SlabStack._seam_gains) acts only where an object's pieces already cover this much, and
 # by at most this factor: below, a blurred piece's alpha is mostly band-limiting ringing, and dividing
 # by it would amplify noise rather than fill a seam.
@@ -52,116 +48,6 @@ VISIBILITY_PX_PER_DIOPTER = 30.0
 VISIBILITY_KEY_PX = 1.0
 VISIBILITY_TILE = 16
 VISIBILITY_MIN_PX = 1.0
-
-
-class LayeredSettingsError(ValueError):
-    """Settings or inputs the layered compositor cannot use."""
-
-
-def slab_count(diopter_span: float, px_per_diopter: float, tolerance_px: float) -> int:
-    """Fewest uniform-in-diopter slabs whose blur-diameter error stays within `tolerance_px`.
-
-    A slab of width w diopters blurred with its centre's diameter misplaces the blur of its nearest or
-    farthest surface by px_per_diopter * w / 2 pixels, whatever the focus distance.
-    """
-    if not tolerance_px > 0:
-        raise LayeredSettingsError(f"layered_tolerance_px must be > 0, got {tolerance_px!r}")
-    if diopter_span < 0 or px_per_diopter <= 0:
-        raise LayeredSettingsError("diopter span must be >= 0 and px_per_diopter > 0")
-    return max(1, math.ceil(diopter_span * px_per_diopter / (2.0 * tolerance_px) - 1e-9))
-
-
-def slab_edges(near_m: float, far_m: float, count: int) -> np.ndarray:
-    """count + 1 slab boundaries in diopters, uniform from 1/near_m down to 1/far_m."""
-    if not (0 < near_m <= far_m) or count < 1:
-        raise LayeredSettingsError(f"need 0 < near ({near_m}) <= far ({far_m}) and count ({count}) >= 1")
-    return np.linspace(1.0 / near_m, 1.0 / far_m, count + 1)
-
-
-def disk_spectrum(diameter_px: float, radial_freq: np.ndarray) -> np.ndarray:
-    """Fourier transform (unit DC, real) of a uniform disk of the given diameter at radial frequencies
-    in cycles per pixel: 2 J1(x) / x with x = pi * diameter * radial_freq, from a table. float32."""
-    global _airy_table
-    if diameter_px < SHARP_PX:
-        return np.ones(np.shape(radial_freq), np.float32)
-    radial_freq = np.asarray(radial_freq, np.float32)
-    scale = np.float32(np.pi * diameter_px / _AIRY_STEP)  # radial frequency -> table index
-    needed = int(scale * radial_freq.max()) + 2
-    table = _airy_table  # one reference per call: frame threads may grow the global meanwhile
-    if needed > len(table):  # grow (doubling), once per new widest blur
-        arg = np.arange(max(needed, 2 * len(table))) * _AIRY_STEP
-        safe = np.where(arg > 0, arg, 1.0)
-        table = _airy_table = np.where(arg > 0, 2.0 * j1(safe) / safe, 1.0).astype(np.float32)
-    return _lookup(radial_freq, scale, table)
-
-
-@njit(cache=True, nogil=True)
-def _lookup(radial, scale, table):
-    out = np.empty_like(radial)
-    flat, res = radial.ravel(), out.ravel()
-    for i in range(flat.size):
-        x = flat[i] * scale
-        k = int(x)
-        res[i] = table[k] + (x - k) * (table[k + 1] - table[k])
-    return out
-
-
-def aperture_spectrum(diameter_px: float, fy: np.ndarray, fx: np.ndarray, blades: int = 0,
-                      rotation_rad: float = 0.0, flipped: bool = False) -> np.ndarray:
-    """Fourier transform (unit DC) of the aperture's image, at frequencies fy, fx in cycles per pixel.
-
-    blades 0: a uniform disk of the given diameter (2 J1(x)/x). blades >= 3: Cycles' regular polygon
-    inscribed in that circle, its first vertex at rotation + pi/blades from +x (y up). Points nearer
-    than the focus plane see the aperture rotated by 180 degrees (`flipped`); that matters for odd blades.
-    fy runs down the image rows, as numpy's axis 0 does.
-    """
-    radius = 0.5 * diameter_px
-    kx, ky = 2.0 * np.pi * fx, 2.0 * np.pi * fy
-    if radius < 0.5 * SHARP_PX:
-        return np.ones(np.broadcast_shapes(np.shape(kx), np.shape(ky)), np.complex128)
-    if blades == 0:
-        return disk_spectrum(diameter_px, np.hypot(fy, fx)).astype(np.complex128)
-    angles = rotation_rad + np.pi / blades + 2.0 * np.pi * np.arange(blades) / blades
-    sign = -1.0 if flipped else 1.0
-    # (x, y) with y up -> image (col, row) with rows down.
-    verts = sign * radius * np.stack([np.cos(angles), -np.sin(angles)], axis=1)
-    a, b = verts, np.roll(verts, -1, axis=0)
-    mid, edge = 0.5 * (a + b), b - a
-    normal = np.stack([edge[:, 1], -edge[:, 0]], axis=1)
-    normal *= np.sign(np.sum(normal * mid, axis=1, keepdims=True))  # outward: the centre is at 0
-    area = 0.5 * blades * radius ** 2 * math.sin(2.0 * np.pi / blades)
-    k2 = kx ** 2 + ky ** 2
-    total = np.zeros(np.broadcast_shapes(np.shape(kx), np.shape(ky)), np.complex128)
-    for (nx, ny), (mx, my), (ex, ey) in zip(normal, mid, edge):
-        # Divergence theorem: F(k) = i/|k|^2 * sum over edges of (k.n) * integral of exp(-i k.x) ds,
-        # with |n| = edge length; the edge integral is exp(-i k.mid) * sinc(k.edge / 2).
-        total += (kx * nx + ky * ny) * np.exp(-1j * (kx * mx + ky * my)) \
-            * np.sinc((kx * ex + ky * ey) / (2.0 * np.pi))
-    safe = np.where(k2 > 0, k2, 1.0)
-    return np.where(k2 > 0, 1j * total / (safe * area), 1.0)
-
-
-def aperture_samples(n: int, blades: int = 0, rotation_rad: float = 0.0) -> np.ndarray:
-    """n points spread evenly over the aperture (unit circumradius), as (row, col) offsets with rows
-    down, in the orientation of `aperture_spectrum` (unflipped). Disk: Vogel's golden-angle spiral;
-    polygon: its triangles from the centre, each filled with a share of the points by an
-    area-preserving map of a 2-D low-discrepancy sequence. Deterministic."""
-    if n < 1:
-        raise LayeredSettingsError(f"need at least one aperture sample, got {n}")
-    golden = math.pi * (3.0 - math.sqrt(5.0))
-    if blades == 0:
-        i = np.arange(n) + 0.5
-        r, theta = np.sqrt(i / n), i * golden
-        return np.stack([-r * np.sin(theta), r * np.cos(theta)], axis=1)
-    angles = rotation_rad + np.pi / blades + 2.0 * np.pi * np.arange(blades + 1) / blades
-    verts = np.stack([-np.sin(angles), np.cos(angles)], axis=1)  # (row, col), rows down
-    out = []
-    for t in range(blades):
-        m = n // blades + (t < n % blades)
-        a = np.sqrt((np.arange(m) + 0.5) / max(m, 1))
-        b = (np.arange(m) * golden / (2.0 * np.pi) + 0.5 / max(m, 1)) % 1.0
-        out.append(a[:, None] * ((1.0 - b)[:, None] * verts[t] + b[:, None] * verts[t + 1]))
-    return np.concatenate(out)
 
 
 def _fft_size(n: int) -> int:
@@ -281,7 +167,7 @@ class SlabStack:
     object and add up, different groups occlude each other with "over" (default: all different).
     workers: frames `frames` computes at once, in threads. visibility_samples > 0: correct "over" where
     blurred pieces overlap by compositing per point of the aperture, with that many points
-    (`_visibility_correction`); 0 leaves it out.
+    (`kernels.visibility_correction`); 0 leaves it out.
     """
 
     def __init__(self, slabs, diopters, px_per_diopter: float, focus_diopters: tuple[float, float], *,
@@ -380,7 +266,7 @@ class SlabStack:
             if slab.group not in cover:
                 cover[slab.group] = np.zeros_like(transmit)
             ys, xs = slab.canvas
-            _add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group],
+            add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group],
                        gains.get(slab.group, self._unit_gain))
         out[3] = 1.0 - transmit
         if self._visibility_data is not None and f_number_scale > 0:
@@ -396,7 +282,7 @@ class SlabStack:
 
     def _visibility_pieces(self, samples: int):
         """The sharp pieces, averaged onto the correction's coarser grid and packed for
-        `_visibility_correction`, with the aperture samples; None if samples is 0."""
+        `kernels.visibility_correction`, with the aperture samples; None if samples is 0."""
         if samples == 0:
             return None
         level = max(0, round(math.log2(self.px_per_diopter / VISIBILITY_PX_PER_DIOPTER)))
@@ -435,7 +321,7 @@ class SlabStack:
         step = pieces["step"]
         coarse = np.zeros((4, -(-self.height // step), -(-self.width // step)), np.float32)
         diameter = scale * self.px_per_diopter / step * (pieces["diopter"] - focus)
-        _visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],
+        visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],
                                pieces["group"], pieces["groups"], diameter, samples, VISIBILITY_TILE,
                                VISIBILITY_MIN_PX, coarse)
         return coarse
@@ -447,7 +333,7 @@ class SlabStack:
         changes with focus. The coverage the object should have is estimated per pixel as the whole
         silhouette blurred with each piece's kernel, weighted by that piece's share of the coverage
         there: 1 inside the object, the piece's own edge at the object's outline. Only deficits are
-        filled (where pieces overlap, nearer ones already occlude the others in `_add_piece`).
+        filled (where pieces overlap, nearer ones already occlude the others in `kernels.add_piece`).
         """
         sums: dict[int, np.ndarray] = {}  # per group: summed coverage, coverage-weighted silhouette blur
         for slab, layer in zip(self.slabs, layers):
@@ -455,8 +341,8 @@ class SlabStack:
                 if slab.group not in sums:
                     sums[slab.group] = np.zeros((2, self.height, self.width), np.float32)
                 ys, xs = slab.canvas
-                _accumulate_seam(layer, ys.start, xs.start, sums[slab.group])
-        return {g: _seam_gain(acc, SEAM_MIN_COVER, SEAM_MAX_GAIN) for g, acc in sums.items()}
+                accumulate_seam(layer, ys.start, xs.start, sums[slab.group])
+        return {g: seam_gain(acc, SEAM_MIN_COVER, SEAM_MAX_GAIN) for g, acc in sums.items()}
 
     def _blurred(self, slab: _Slab, focus: float, scale: float) -> np.ndarray:
         defocus = slab.diopter - focus
@@ -469,164 +355,3 @@ class SlabStack:
                                      flipped=defocus > 0).astype(np.complex64)
 
         return slab.blurred(kernel_of, diameter)
-
-
-@njit(cache=True, nogil=True)
-def _accumulate_seam(layer, y0, x0, sums):
-    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4)."""
-    for i in range(layer.shape[1]):
-        for j in range(layer.shape[2]):
-            alpha = max(layer[3, i, j], np.float32(0.0))
-            sums[0, y0 + i, x0 + j] += alpha
-            sums[1, y0 + i, x0 + j] += alpha * min(max(layer[4, i, j], np.float32(0.0)), np.float32(1.0))
-
-
-@njit(cache=True, nogil=True)
-def _seam_gain(sums, min_cover, max_gain):
-    """Per pixel: target / total^2 (the coverage-weighted silhouette blur over the summed coverage),
-    within [1, max_gain]; 1 where the pieces cover less than min_cover."""
-    gain = np.ones(sums.shape[1:], np.float32)
-    for y in range(gain.shape[0]):
-        for x in range(gain.shape[1]):
-            total = sums[0, y, x]
-            if total > min_cover:
-                gain[y, x] = min(max(sums[1, y, x] / (total * total), np.float32(1.0)), np.float32(max_gain))
-    return gain
-
-
-@njit(cache=True, inline="always")
-def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
-    """Composite one premultiplied pixel (alpha >= 0) at (y, x) behind what is there; cover is its
-    group's coverage so far (see `_add_piece`). Of its alpha, only the room its group has left
-    counts (all of it scaled down if it would overfill): transmit / room is the transmittance of the
-    other groups in front, and the group's new room is room - alpha or 0."""
-    room = max(np.float32(1.0) - cover[y, x], np.float32(0.0))
-    # Branch-free (a select), so that loops over pixels vectorise; 0 once the group covers the pixel.
-    weight = transmit[y, x] / max(room, alpha) if room > np.float32(1e-6) else np.float32(0.0)
-    out[0, y, x] += r * weight
-    out[1, y, x] += g * weight
-    out[2, y, x] += b * weight
-    transmit[y, x] = max(transmit[y, x] - alpha * weight, np.float32(0.0))  # 0 once overfilled
-    cover[y, x] += min(alpha, room)
-
-
-@njit(cache=True, nogil=True)
-def _add_piece(layer, y0, x0, out, transmit, cover, gain):
-    """Composite one blurred piece (4 or more, h, w), at (y0, x0) of the canvas, behind what is there,
-    its premultiplied RGBA scaled by `gain` (canvas-sized).
-
-    Pieces of one group (one object, sharing `cover`) add up until its coverage is full; other groups
-    in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
-    transmittance of the other groups.
-    """
-    for i in range(layer.shape[1]):
-        for j in range(layer.shape[2]):
-            y, x = y0 + i, x0 + j
-            g = gain[y, x]
-            alpha = max(layer[3, i, j] * g, np.float32(0.0))
-            _add_px(layer[0, i, j] * g, layer[1, i, j] * g, layer[2, i, j] * g, alpha, out, y, x, transmit, cover)
-
-
-@njit(cache=True, nogil=True)
-def _visibility_correction(flat, offset, size, origin, box, group, groups, diameter, samples, tile, min_px, out):
-    """Add to the composite `out` (4, H, W) the difference between compositing per aperture sample
-    and compositing blurred pieces, on the tiles where two pieces blurred by min_px or more can meet.
-
-    Piece k: sharp premultiplied RGBA in flat[offset[k]:], (4, size[k, 0], size[k, 1]), its pixel
-    (0, 0) on canvas pixel origin[k]; content within box[k] (y0, y1, x0, x1); group[k] in 0..groups-1;
-    signed blur diameter[k]; pieces nearest first. Sample n moves piece k by -diameter[k]/2 times
-    samples[n] (bilinear): the same point of the aperture seen from every depth, so the pieces occlude
-    each other as the rays through that point see them. The mean over samples of those composites,
-    minus the composite of the pieces' sample means, is the visibility error of "over" on blurred
-    layers: it cancels the pieces' sampled (not smooth) blur and keeps their occlusion.
-    """
-    height, width = out.shape[1], out.shape[2]
-    n_pieces, n_samples = diameter.shape[0], samples.shape[0]
-    inv_n = np.float32(1.0 / n_samples)
-    reach = np.empty((n_pieces, 4), np.int64)
-    for k in range(n_pieces):
-        r = int(math.ceil(0.5 * abs(diameter[k]))) + 1
-        reach[k, 0], reach[k, 1] = max(box[k, 0] - r, 0), min(box[k, 1] + r, height)
-        reach[k, 2], reach[k, 3] = max(box[k, 2] - r, 0), min(box[k, 3] + r, width)
-    tiles_y, tiles_x = (height + tile - 1) // tile, (width + tile - 1) // tile
-    blurred = np.zeros((tiles_y, tiles_x), np.int64)
-    for k in range(n_pieces):
-        if abs(diameter[k]) >= min_px and reach[k, 1] > reach[k, 0] and reach[k, 3] > reach[k, 2]:
-            for ty in range(reach[k, 0] // tile, (reach[k, 1] - 1) // tile + 1):
-                for tx in range(reach[k, 2] // tile, (reach[k, 3] - 1) // tile + 1):
-                    blurred[ty, tx] += 1
-    local = np.empty(n_pieces, np.int64)
-    means = np.empty((n_pieces, 4, tile, tile), np.float32)
-    acc = np.empty((4, tile, tile), np.float32)
-    total = np.empty((4, tile, tile), np.float32)
-    transmit = np.empty((tile, tile), np.float32)
-    cover = np.empty((groups, tile, tile), np.float32)
-    for ty in range(tiles_y):
-        for tx in range(tiles_x):
-            if blurred[ty, tx] < 2:
-                continue
-            y0, x0 = ty * tile, tx * tile
-            th, tw = min(tile, height - y0), min(tile, width - x0)
-            m = 0
-            for k in range(n_pieces):
-                if reach[k, 0] < y0 + th and reach[k, 1] > y0 and reach[k, 2] < x0 + tw and reach[k, 3] > x0:
-                    local[m] = k
-                    m += 1
-            means[:m] = 0.0
-            total[:] = 0.0
-            for n in range(n_samples):
-                acc[:] = 0.0
-                transmit[:] = 1.0
-                cover[:] = 0.0
-                for j in range(m):
-                    k = local[j]
-                    h, w, base = size[k, 0], size[k, 1], offset[k]
-                    cov = cover[group[k]]
-                    # source position of tile pixel (0, 0) in the piece's buffer, split for bilinear
-                    fy = y0 + 0.5 * diameter[k] * samples[n, 0] - origin[k, 0]
-                    fx = x0 + 0.5 * diameter[k] * samples[n, 1] - origin[k, 1]
-                    iy, ix = int(math.floor(fy)), int(math.floor(fx))
-                    wy, wx = np.float32(fy - iy), np.float32(fx - ix)
-                    one = np.float32(1.0)
-                    w00 = (one - wy) * (one - wx)
-                    w01 = (one - wy) * wx
-                    w10 = wy * (one - wx)
-                    w11 = wy * wx
-                    plane = h * w
-                    # tile pixels whose four taps lie in the buffer (its zero padding covers the rest)
-                    for i in range(max(0, -iy), min(th, h - 1 - iy)):
-                        for jj in range(max(0, -ix), min(tw, w - 1 - ix)):
-                            p = base + (iy + i) * w + ix + jj
-                            q = p + w
-                            v0 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
-                            p, q = p + plane, q + plane
-                            v1 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
-                            p, q = p + plane, q + plane
-                            v2 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
-                            p, q = p + plane, q + plane
-                            v3 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
-                            means[j, 0, i, jj] += v0 * inv_n
-                            means[j, 1, i, jj] += v1 * inv_n
-                            means[j, 2, i, jj] += v2 * inv_n
-                            means[j, 3, i, jj] += v3 * inv_n
-                            _add_px(v0, v1, v2, max(v3, np.float32(0.0)), acc, i, jj, transmit, cov)
-                for i in range(th):
-                    for jj in range(tw):
-                        total[0, i, jj] += acc[0, i, jj]
-                        total[1, i, jj] += acc[1, i, jj]
-                        total[2, i, jj] += acc[2, i, jj]
-                        total[3, i, jj] += np.float32(1.0) - transmit[i, jj]
-            acc[:] = 0.0
-            transmit[:] = 1.0
-            cover[:] = 0.0
-            for j in range(m):
-                cov = cover[group[local[j]]]
-                for i in range(th):
-                    for jj in range(tw):
-                        _add_px(means[j, 0, i, jj], means[j, 1, i, jj], means[j, 2, i, jj],
-                                max(means[j, 3, i, jj], np.float32(0.0)), acc, i, jj, transmit, cov)
-            for i in range(th):
-                for jj in range(tw):
-                    for c in range(3):
-                        out[c, y0 + i, x0 + jj] += total[c, i, jj] * inv_n - acc[c, i, jj]
-                    out[3, y0 + i, x0 + jj] += total[3, i, jj] * inv_n - (1 - transmit[i, jj])

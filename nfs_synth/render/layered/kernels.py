@@ -1,0 +1,167 @@
+"""The compositor's numba loops: premultiplied "over" with pieces of one object adding up, seam filling,
+and the per-aperture-point visibility correction."""
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def accumulate_seam(layer, y0, x0, sums):
+    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4)."""
+    for i in range(layer.shape[1]):
+        for j in range(layer.shape[2]):
+            alpha = max(layer[3, i, j], np.float32(0.0))
+            sums[0, y0 + i, x0 + j] += alpha
+            sums[1, y0 + i, x0 + j] += alpha * min(max(layer[4, i, j], np.float32(0.0)), np.float32(1.0))
+
+
+@njit(cache=True, nogil=True)
+def seam_gain(sums, min_cover, max_gain):
+    """Per pixel: target / total^2 (the coverage-weighted silhouette blur over the summed coverage),
+    within [1, max_gain]; 1 where the pieces cover less than min_cover."""
+    gain = np.ones(sums.shape[1:], np.float32)
+    for y in range(gain.shape[0]):
+        for x in range(gain.shape[1]):
+            total = sums[0, y, x]
+            if total > min_cover:
+                gain[y, x] = min(max(sums[1, y, x] / (total * total), np.float32(1.0)), np.float32(max_gain))
+    return gain
+
+
+@njit(cache=True, inline="always")
+def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
+    """Composite one premultiplied pixel (alpha >= 0) at (y, x) behind what is there; cover is its
+    group's coverage so far (see `add_piece`). Of its alpha, only the room its group has left
+    counts (all of it scaled down if it would overfill): transmit / room is the transmittance of the
+    other groups in front, and the group's new room is room - alpha or 0."""
+    room = max(np.float32(1.0) - cover[y, x], np.float32(0.0))
+    # Branch-free (a select), so that loops over pixels vectorise; 0 once the group covers the pixel.
+    weight = transmit[y, x] / max(room, alpha) if room > np.float32(1e-6) else np.float32(0.0)
+    out[0, y, x] += r * weight
+    out[1, y, x] += g * weight
+    out[2, y, x] += b * weight
+    transmit[y, x] = max(transmit[y, x] - alpha * weight, np.float32(0.0))  # 0 once overfilled
+    cover[y, x] += min(alpha, room)
+
+
+@njit(cache=True, nogil=True)
+def add_piece(layer, y0, x0, out, transmit, cover, gain):
+    """Composite one blurred piece (4 or more, h, w), at (y0, x0) of the canvas, behind what is there,
+    its premultiplied RGBA scaled by `gain` (canvas-sized).
+
+    Pieces of one group (one object, sharing `cover`) add up until its coverage is full; other groups
+    in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
+    transmittance of the other groups.
+    """
+    for i in range(layer.shape[1]):
+        for j in range(layer.shape[2]):
+            y, x = y0 + i, x0 + j
+            g = gain[y, x]
+            alpha = max(layer[3, i, j] * g, np.float32(0.0))
+            _add_px(layer[0, i, j] * g, layer[1, i, j] * g, layer[2, i, j] * g, alpha, out, y, x, transmit, cover)
+
+
+@njit(cache=True, nogil=True)
+def visibility_correction(flat, offset, size, origin, box, group, groups, diameter, samples, tile, min_px, out):
+    """Add to the composite `out` (4, H, W) the difference between compositing per aperture sample
+    and compositing blurred pieces, on the tiles where two pieces blurred by min_px or more can meet.
+
+    Piece k: sharp premultiplied RGBA in flat[offset[k]:], (4, size[k, 0], size[k, 1]), its pixel
+    (0, 0) on canvas pixel origin[k]; content within box[k] (y0, y1, x0, x1); group[k] in 0..groups-1;
+    signed blur diameter[k]; pieces nearest first. Sample n moves piece k by -diameter[k]/2 times
+    samples[n] (bilinear): the same point of the aperture seen from every depth, so the pieces occlude
+    each other as the rays through that point see them. The mean over samples of those composites,
+    minus the composite of the pieces' sample means, is the visibility error of "over" on blurred
+    layers: it cancels the pieces' sampled (not smooth) blur and keeps their occlusion.
+    """
+    height, width = out.shape[1], out.shape[2]
+    n_pieces, n_samples = diameter.shape[0], samples.shape[0]
+    inv_n = np.float32(1.0 / n_samples)
+    reach = np.empty((n_pieces, 4), np.int64)
+    for k in range(n_pieces):
+        r = int(math.ceil(0.5 * abs(diameter[k]))) + 1
+        reach[k, 0], reach[k, 1] = max(box[k, 0] - r, 0), min(box[k, 1] + r, height)
+        reach[k, 2], reach[k, 3] = max(box[k, 2] - r, 0), min(box[k, 3] + r, width)
+    tiles_y, tiles_x = (height + tile - 1) // tile, (width + tile - 1) // tile
+    blurred = np.zeros((tiles_y, tiles_x), np.int64)
+    for k in range(n_pieces):
+        if abs(diameter[k]) >= min_px and reach[k, 1] > reach[k, 0] and reach[k, 3] > reach[k, 2]:
+            for ty in range(reach[k, 0] // tile, (reach[k, 1] - 1) // tile + 1):
+                for tx in range(reach[k, 2] // tile, (reach[k, 3] - 1) // tile + 1):
+                    blurred[ty, tx] += 1
+    local = np.empty(n_pieces, np.int64)
+    means = np.empty((n_pieces, 4, tile, tile), np.float32)
+    acc = np.empty((4, tile, tile), np.float32)
+    total = np.empty((4, tile, tile), np.float32)
+    transmit = np.empty((tile, tile), np.float32)
+    cover = np.empty((groups, tile, tile), np.float32)
+    for ty in range(tiles_y):
+        for tx in range(tiles_x):
+            if blurred[ty, tx] < 2:
+                continue
+            y0, x0 = ty * tile, tx * tile
+            th, tw = min(tile, height - y0), min(tile, width - x0)
+            m = 0
+            for k in range(n_pieces):
+                if reach[k, 0] < y0 + th and reach[k, 1] > y0 and reach[k, 2] < x0 + tw and reach[k, 3] > x0:
+                    local[m] = k
+                    m += 1
+            means[:m] = 0.0
+            total[:] = 0.0
+            for n in range(n_samples):
+                acc[:] = 0.0
+                transmit[:] = 1.0
+                cover[:] = 0.0
+                for j in range(m):
+                    k = local[j]
+                    h, w, base = size[k, 0], size[k, 1], offset[k]
+                    cov = cover[group[k]]
+                    # source position of tile pixel (0, 0) in the piece's buffer, split for bilinear
+                    fy = y0 + 0.5 * diameter[k] * samples[n, 0] - origin[k, 0]
+                    fx = x0 + 0.5 * diameter[k] * samples[n, 1] - origin[k, 1]
+                    iy, ix = int(math.floor(fy)), int(math.floor(fx))
+                    wy, wx = np.float32(fy - iy), np.float32(fx - ix)
+                    one = np.float32(1.0)
+                    w00 = (one - wy) * (one - wx)
+                    w01 = (one - wy) * wx
+                    w10 = wy * (one - wx)
+                    w11 = wy * wx
+                    plane = h * w
+                    # tile pixels whose four taps lie in the buffer (its zero padding covers the rest)
+                    for i in range(max(0, -iy), min(th, h - 1 - iy)):
+                        for jj in range(max(0, -ix), min(tw, w - 1 - ix)):
+                            p = base + (iy + i) * w + ix + jj
+                            q = p + w
+                            v0 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            p, q = p + plane, q + plane
+                            v1 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            p, q = p + plane, q + plane
+                            v2 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            p, q = p + plane, q + plane
+                            v3 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]
+                            means[j, 0, i, jj] += v0 * inv_n
+                            means[j, 1, i, jj] += v1 * inv_n
+                            means[j, 2, i, jj] += v2 * inv_n
+                            means[j, 3, i, jj] += v3 * inv_n
+                            _add_px(v0, v1, v2, max(v3, np.float32(0.0)), acc, i, jj, transmit, cov)
+                for i in range(th):
+                    for jj in range(tw):
+                        total[0, i, jj] += acc[0, i, jj]
+                        total[1, i, jj] += acc[1, i, jj]
+                        total[2, i, jj] += acc[2, i, jj]
+                        total[3, i, jj] += np.float32(1.0) - transmit[i, jj]
+            acc[:] = 0.0
+            transmit[:] = 1.0
+            cover[:] = 0.0
+            for j in range(m):
+                cov = cover[group[local[j]]]
+                for i in range(th):
+                    for jj in range(tw):
+                        _add_px(means[j, 0, i, jj], means[j, 1, i, jj], means[j, 2, i, jj],
+                                max(means[j, 3, i, jj], np.float32(0.0)), acc, i, jj, transmit, cov)
+            for i in range(th):
+                for jj in range(tw):
+                    for c in range(3):
+                        out[c, y0 + i, x0 + jj] += total[c, i, jj] * inv_n - acc[c, i, jj]
+                    out[3, y0 + i, x0 + jj] += total[3, i, jj] * inv_n - (1 - transmit[i, jj])

@@ -1,0 +1,180 @@
+"""LayeredRenderer: a focal sweep from K depth slabs path-traced once, blurred and composited per frame.
+
+Blender traces the slabs (`blender_scenes.SlabTracer`); this module plans them and composites. Slabs are
+rendered with an overscan margin as wide as the largest blur radius, so blur near the frame edges draws
+on real content, as a lens would, and are cut into one piece per object by the object-index pass.
+Method, limits and figures: docs/layered.md.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from time import perf_counter
+
+import numpy as np
+
+from blender_scenes import SlabTracer
+from blender_scenes.plan_format import CLIP_END_M, CLIP_START_M
+from nfs_synth.errors import LayeredSettingsError
+from nfs_synth.render.layered.slabs import FILTER_MARGIN_PX, object_bounds, slab_count, slab_edges, split_by_object
+from nfs_synth.render.layered.stack import SlabStack
+from nfs_synth.scene.optics import blur_diameter_px
+
+MAX_SLABS = 4096
+
+
+def _count(render: Mapping, key: str, default: int) -> int:
+    value = render.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise LayeredSettingsError(f"render.{key}: expected an integer >= 0, got {value!r}")
+    return int(value)
+
+
+class LayeredRenderer:
+    """SceneRenderer's interface (sweep, all_in_focus, timings, close, a context manager) from depth slabs.
+
+    `settings` records the engine, slab count, tolerance, samples per slab and the slab boundaries
+    (diopters, nearest first); it is complete after construction, which renders one depth pass.
+    Slabs are path-traced on the first call of sweep() or all_in_focus(); `timings` adds
+    "composite" (blur and compositing) to SceneRenderer's keys.
+    """
+
+    def __init__(self, plan: Mapping, textures: Mapping[str, np.ndarray], *,
+                 threads: int | None = None) -> None:
+        render = plan.get("render", {})
+        slabs = _count(render, "layered_slabs", 0)
+        samples = _count(render, "layered_samples", 32)
+        visibility = _count(render, "layered_visibility_samples", 0)  # absent in plans made before it
+        tolerance = render.get("layered_tolerance_px", 0.5)
+        if samples < 1 or slabs > MAX_SLABS:
+            raise LayeredSettingsError(f"render.layered_samples must be >= 1 and render.layered_slabs "
+                                       f"<= {MAX_SLABS}; got {samples} and {slabs}")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+            raise LayeredSettingsError(f"render.layered_tolerance_px must be > 0, got {tolerance!r}")
+        self.plan = plan
+        self._tracer = SlabTracer(plan, textures, threads=threads)
+        self.timings = self._tracer.timings
+        try:
+            self._plan_slabs(slabs, float(tolerance), samples, visibility)
+        except BaseException:
+            self.close()
+            raise
+
+    def _plan_slabs(self, slabs: int, tolerance: float, samples: int, visibility: int) -> None:
+        cam = self.plan["camera"]
+        gt_f = self.plan["ground_truth"].get("f_number")
+        if gt_f is not None and gt_f < cam["f_number"]:
+            raise LayeredSettingsError("the layered engine needs ground_truth.f_number >= camera.f_number "
+                                       "(or none): its slabs are padded for the sweep's blur")
+        self.timings["composite"] = 0.0
+        self._ppd = float(blur_diameter_px(1.0, np.inf, cam["focal_length_mm"], cam["f_number"],
+                                           cam["sensor_width_mm"], cam["width"]))
+        depth = self._depth = self._tracer.depth_pass()
+        surfaces = depth[depth < CLIP_END_M]
+        focus_d = 1.0 / np.asarray(self.plan["sweep"]["focus_distance_m"], float)
+        if surfaces.size:
+            near, far = float(surfaces.min()), float(surfaces.max())
+        else:  # only the world in view: one slab at the farthest focus
+            near = far = 1.0 / focus_d.min()
+        # one depth in view (a lone plane): one slab holds it whatever was asked
+        count = 1 if near == far else slabs or slab_count(1.0 / near - 1.0 / far, self._ppd, tolerance)
+        if count > MAX_SLABS:
+            raise LayeredSettingsError(f"render.layered_tolerance_px = {tolerance} needs {count} slabs "
+                                       f"(more than {MAX_SLABS}); raise it or set render.layered_slabs")
+        self._edges = slab_edges(near, far, count)
+        self._centres = 0.5 * (self._edges[:-1] + self._edges[1:])
+        self._focus_range = (float(focus_d.min()), float(focus_d.max()))
+        worst = max(abs(self._centres - d).max() for d in self._focus_range)
+        self._margin = int(math.ceil(0.5 * self._ppd * worst)) + FILTER_MARGIN_PX
+        self._samples, self._visibility = samples, visibility
+        self._stack: SlabStack | None = None
+        world = self.plan["world"]
+        self._world = np.float32(world["strength"] * 2.0 ** self.plan["render"].get("exposure", 0.0)) \
+            * np.asarray(world["color"], np.float32)
+        self.settings = {
+            "engine": "layered", "layered_slabs": count, "layered_tolerance_px": tolerance,
+            "layered_samples": samples, "layered_visibility_samples": visibility,
+            "layered_slab_edges_diopter": self._edges.tolist(),
+            "layered_max_blur_error_px": 0.5 * self._ppd * (self._edges[0] - self._edges[1]),
+            "layered_overscan_px": self._margin,
+            "layered_denoise": False,
+        }
+
+    def sweep(self) -> Iterator[np.ndarray]:
+        """One (H, W, 3) float32 linear RGB frame per planned focus distance, in plan order."""
+        frames = self._slab_stack().frames(self.plan["sweep"]["focus_distance_m"])
+        while True:
+            self._tracer._check_open()
+            start = perf_counter()
+            rgba = next(frames, None)
+            if rgba is None:
+                return
+            rgb = self._with_world(rgba)
+            self.timings["composite"] += perf_counter() - start
+            yield rgb
+
+    def all_in_focus(self) -> tuple[np.ndarray, np.ndarray]:
+        """The slabs composited unblurred (ground_truth.f_number None) or blurred for that aperture
+        focused at the dioptric middle of the sweep, and the planar depth of the pinhole pass."""
+        stack = self._slab_stack()
+        gt_f = self.plan["ground_truth"].get("f_number")
+        if gt_f is None:
+            return self._composite(stack, 1.0 / self._focus_range[0], 0.0), self._depth
+        middle = 2.0 / sum(self._focus_range)
+        return self._composite(stack, middle, self.plan["camera"]["f_number"] / gt_f), self._depth
+
+    def _composite(self, stack: SlabStack, focus_m: float, scale: float) -> np.ndarray:
+        start = perf_counter()
+        rgb = self._with_world(stack.frame(focus_m, scale))
+        self.timings["composite"] += perf_counter() - start
+        return rgb
+
+    def _with_world(self, rgba: np.ndarray) -> np.ndarray:
+        """A composite (overscanned RGBA) cropped to the frame, over the world's uniform colour (what
+        every slab leaves uncovered shows the world; blur keeps it uniform)."""
+        m, cam = self._margin, self.plan["camera"]
+        rgba = rgba[m:m + cam["height"], m:m + cam["width"]]
+        return rgba[..., :3] + (1.0 - rgba[..., 3:]) * self._world
+
+    def _slab_stack(self) -> SlabStack:
+        self._tracer._check_open()
+        if self._stack is None:
+            self._stack = self._render_slabs()
+        return self._stack
+
+    def _render_slabs(self) -> SlabStack:
+        cam, m, edges = self.plan["camera"], self._margin, self._edges
+        # Overscan: same pixel pitch and principal point, a margin of m pixels on every side.
+        size = (cam["width"] + 2 * m, cam["height"] + 2 * m)
+        bounds = [object_bounds(o, cam, size) for o in self.plan["objects"]]
+        todo = []
+        for k in range(len(self._centres)):
+            last = k == len(self._centres) - 1
+            lo_d, hi_d = (0.0 if last else edges[k + 1]), (np.inf if k == 0 else edges[k])
+            boxes = [box for d_lo, d_hi, box in bounds if d_lo <= hi_d and d_hi >= lo_d]
+            if boxes:  # else no object reaches this depth range: nothing to trace
+                clip = (1.0 / hi_d if k else CLIP_START_M, 1.0 / lo_d if lo_d > 1.0 / CLIP_END_M else CLIP_END_M)
+                todo.append((*clip, boxes))
+        traced = self._tracer.slabs(size, cam["sensor_width_mm"] * size[0] / cam["width"], self._samples, todo)
+        pieces = []
+        for rgba, depth, ids, clip in traced:
+            pieces += split_by_object(rgba, depth, ids, clip)
+        pieces.sort(key=lambda piece: -piece[1])  # nearest first
+        pieces = pieces or [(np.zeros((size[1], size[0], 4), np.float32), 0.0, 0)]  # nothing in view
+        start = perf_counter()
+        stack = SlabStack([p[0] for p in pieces], [p[1] for p in pieces], self._ppd,
+                          self._focus_range, groups=[p[2] for p in pieces],
+                          blades=cam.get("aperture_blades", 0),
+                          rotation_rad=math.radians(cam.get("aperture_rotation_deg", 0.0)),
+                          workers=self._tracer.workers, visibility_samples=self._visibility)
+        self.timings["composite"] += perf_counter() - start
+        return stack
+
+    def close(self) -> None:
+        self._tracer.close()
+
+    def __enter__(self) -> "LayeredRenderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""Where the depth slabs go: how many uniform-in-diopter slabs a blur tolerance needs, their edges, which
+slabs an object can reach, and a traced slab cut into one piece per object."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+
+from blender_scenes.plan_format import CLIP_START_M, PRIMITIVE_HALF_EXTENTS
+from nfs_synth.errors import LayeredSettingsError
+
+FILTER_MARGIN_PX = 2  # the pixel filter reaches a little past the blur radius
+
+
+def slab_count(diopter_span: float, px_per_diopter: float, tolerance_px: float) -> int:
+    """Fewest uniform-in-diopter slabs whose blur-diameter error stays within `tolerance_px`.
+
+    A slab of width w diopters blurred with its centre's diameter misplaces the blur of its nearest or
+    farthest surface by px_per_diopter * w / 2 pixels, whatever the focus distance.
+    """
+    if not tolerance_px > 0:
+        raise LayeredSettingsError(f"layered_tolerance_px must be > 0, got {tolerance_px!r}")
+    if diopter_span < 0 or px_per_diopter <= 0:
+        raise LayeredSettingsError("diopter span must be >= 0 and px_per_diopter > 0")
+    return max(1, math.ceil(diopter_span * px_per_diopter / (2.0 * tolerance_px) - 1e-9))
+
+
+def slab_edges(near_m: float, far_m: float, count: int) -> np.ndarray:
+    """count + 1 slab boundaries in diopters, uniform from 1/near_m down to 1/far_m."""
+    if not (0 < near_m <= far_m) or count < 1:
+        raise LayeredSettingsError(f"need 0 < near ({near_m}) <= far ({far_m}) and count ({count}) >= 1")
+    return np.linspace(1.0 / near_m, 1.0 / far_m, count + 1)
+
+
+def object_bounds(spec: Mapping, cam: Mapping, size: tuple[int, int]) -> tuple[float, float, tuple]:
+    """An object's diopter range and pixel box (x0, y0, x1, y1, rows down) on the overscan canvas,
+    from the corners of its oriented bounding box."""
+    half = np.array(PRIMITIVE_HALF_EXTENTS[spec["primitive"]]) * np.abs(spec["scale"])
+    corners = half * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
+    ax, ay, az = spec["rotation_euler_rad"]
+    rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
+    ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
+    rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
+    world = corners @ (rz @ ry @ rx).T + spec["location_m"]  # Blender's XYZ Euler: X first
+    depth = -world[:, 2]
+    if depth.min() <= CLIP_START_M:  # reaches the camera: anywhere in the image, any near depth
+        return 1.0 / depth.max() if depth.max() > 0 else 0.0, np.inf, (0, 0, *size)
+    fpx = cam["focal_length_mm"] / cam["sensor_width_mm"] * cam["width"]
+    u = size[0] / 2 + fpx * world[:, 0] / depth
+    v = size[1] / 2 - fpx * world[:, 1] / depth
+    box = (math.floor(u.min()) - FILTER_MARGIN_PX, math.floor(v.min()) - FILTER_MARGIN_PX,
+           math.ceil(u.max()) + FILTER_MARGIN_PX, math.ceil(v.max()) + FILTER_MARGIN_PX)
+    box = tuple(int(np.clip(c, 0, size[i % 2])) for i, c in enumerate(box))
+    return 1.0 / depth.max(), 1.0 / depth.min(), box
+
+
+def split_by_object(rgba: np.ndarray, depth: np.ndarray, ids: np.ndarray,
+                     clip: tuple[float, float]) -> list[tuple[np.ndarray, float, int]]:
+    """A slab cut into one piece per object: (RGBA, diopter to blur it for, object index).
+
+    Pieces of one object composite additively (they tile its surface), different objects with
+    "over" (see `stack.SlabStack`). Covered pixels without an index (the first sample, which writes
+    it, missed an antialiased edge or seam) join the nearest indexed pixel.
+    """
+    covered = rgba[..., 3] > 0
+    surface = covered & (depth >= clip[0]) & (depth <= clip[1])
+    labelled = covered & (ids > 0)
+    if labelled.any() and (covered & ~labelled).any():
+        nearest = distance_transform_edt(~labelled, return_distances=False, return_indices=True)
+        ids = ids[nearest[0], nearest[1]]
+    ids = np.where(covered, ids, 0)  # a slab with no index at all stays one piece (index 0)
+    pieces = []
+    for obj in np.unique(ids[covered]):
+        mask = ids == obj
+        inside = mask & surface & (rgba[..., 3] > 0.5)
+        # blurred for the mean depth of what it holds: a plane is then blurred exactly, and the
+        # slab's width only bounds the error
+        diopter = float(np.mean(1.0 / depth[inside])) if inside.any() else 2.0 / sum(clip)
+        pieces.append((rgba * mask[..., None], diopter, int(obj)))
+    return pieces
