@@ -64,7 +64,7 @@ def main() -> None:
     amps = [("fp32", None), ("bf16", torch.bfloat16)] + ([("fp16", torch.float16)] if device.type == "cuda" else [])
     print(f"device {device}, {args.threads} threads, torch {torch.__version__}, {args.steps} timed steps, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start")
-    print(f"| configuration | parameters | " + " | ".join(f"{a} samples/s" for a, _ in amps) + " |")
+    print("| configuration | parameters | " + " | ".join(f"{a} samples/s" for a, _ in amps) + " |")
     print("|---|---|" + "---|" * len(amps))
     for label, stage, width, crop, batch, stack in CONFIGS:
         if args.quick and width == 1.0:

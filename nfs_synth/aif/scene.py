@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nfs_synth.corpus.scene_file import SceneFileError, SceneReader
+from nfs_synth.corpus.scene_file import SceneReader
+from nfs_synth.errors import SceneFileError
 from nfs_synth.color import srgb_encode
 from nfs_synth.aif.streams import EventStack, SpikeStack
 

@@ -197,7 +197,7 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
 
 def run(args) -> int:
     from nfs_synth.aif.learned import LearnedAIF, LearnedOptions, run_on_scene
-    from nfs_synth.aif.train import CheckpointError
+    from nfs_synth.errors import CheckpointError
 
     try:
         _check_arguments(args)

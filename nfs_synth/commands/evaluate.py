@@ -35,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nfs_synth.aif.methods import available_methods
-    from nfs_synth.corpus.scene_file import SceneFileError
-    from nfs_synth.aif.evaluation import EvalConfig, EvaluationError, markdown_table, run_evaluation
-    from nfs_synth.aif.pretrained import PretrainedWeightsMissing
+    from nfs_synth.errors import SceneFileError
+    from nfs_synth.aif.evaluation import EvalConfig, markdown_table, run_evaluation
+    from nfs_synth.errors import EvaluationError
+    from nfs_synth.errors import PretrainedWeightsMissing
 
     if args.list_methods:
         print("\n".join(available_methods()))

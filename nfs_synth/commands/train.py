@@ -80,9 +80,10 @@ def _check_arguments(args) -> None:
 
 
 def run(args) -> int:
-    from nfs_synth.aif.losses import PerceptualWeightsError
-    from nfs_synth.aif.train import CheckpointError, train
-    from nfs_synth.aif.pretrained import PretrainedWeightsMissing
+    from nfs_synth.errors import PerceptualWeightsError
+    from nfs_synth.aif.train import train
+    from nfs_synth.errors import CheckpointError
+    from nfs_synth.errors import PretrainedWeightsMissing
 
     fixed = {k: getattr(args, k) for k in _DEFAULTS}
     if not args.resume:

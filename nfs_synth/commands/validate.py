@@ -15,7 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from nfs_synth.corpus.atomic import TMP_MARK
-from nfs_synth.corpus.scene_file import SceneFileError, content_hash
+from nfs_synth.corpus.scene_file import content_hash
+from nfs_synth.errors import SceneFileError
 from nfs_synth.corpus.schema import SCHEMA_VERSION, datasets
 from nfs_synth.run.ledger import existing_corpus
 

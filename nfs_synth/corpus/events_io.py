@@ -14,7 +14,8 @@ import numpy as np
 
 from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.scene_file import open_scene
-from nfs_synth.sensors.dvs import EVENT_DTYPE, EventsError
+from nfs_synth.sensors.dvs import EVENT_DTYPE
+from nfs_synth.errors import EventsError
 from nfs_synth.corpus.schema import BY_PATH
 
 

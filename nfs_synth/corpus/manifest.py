@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from nfs_synth.corpus.atomic import write_text
+from nfs_synth.scene import seeds
 from nfs_synth.scene.recipe import to_json
 from nfs_synth.errors import ManifestError
 
 MANIFEST = "manifest.json"
-SPLIT_STREAM = 99          # SeedSequence([seed, SPLIT_STREAM]) permutes scenes into splits
 SPLITS = ("train", "val", "test")
 
 
@@ -19,7 +19,7 @@ def split_of(recipe: dict) -> list[str]:
     """Split name of every scene index; depends only on the seed, scene count and fractions."""
     n = recipe["corpus"]["scenes"]
     fractions = recipe["corpus"]["splits"]
-    order = np.random.default_rng(np.random.SeedSequence([recipe["corpus"]["seed"], SPLIT_STREAM])).permutation(n)
+    order = np.random.default_rng(seeds.split_seed(recipe["corpus"]["seed"])).permutation(n)
     counts = [int(round(fractions[s] * n)) for s in SPLITS[:2]]
     counts.append(n - sum(counts))
     labels = np.empty(n, dtype=object)

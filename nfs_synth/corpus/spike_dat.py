@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from nfs_synth.corpus.atomic import atomic_path
-from nfs_synth.sensors.spikes import SpikeError, SpikeStream
+from nfs_synth.sensors.spikes import SpikeStream
+from nfs_synth.errors import SpikeError
 
 
 def pack_dat_frames(packed: np.ndarray, width: int, flip: bool = True) -> np.ndarray:

@@ -17,7 +17,8 @@ from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.scene_file import open_scene
 from nfs_synth.corpus.schema import BY_PATH
 from nfs_synth.corpus.spike_dat import pack_dat_frames
-from nfs_synth.sensors.spikes import SpikeError, SpikeStream
+from nfs_synth.sensors.spikes import SpikeStream
+from nfs_synth.errors import SpikeError
 
 _PACKED, _T_US = BY_PATH["spikes/packed"], BY_PATH["spikes/t_us"]
 CHUNK_STEPS = _PACKED.chunks[0]

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from nfs_synth.render import engines
-from nfs_synth.scene import optics, plan as plans, textures
+from nfs_synth.scene import optics, plan as plans, seeds, textures
 from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name
 from nfs_synth.scene.recipe import to_json
 
@@ -29,7 +29,7 @@ class SensorRig:
             from nfs_synth.corpus.events_io import EventWriter
             from nfs_synth.sensors import events
 
-            sim, attrs = events.from_recipe(ev_cfg, plans.scene_seed(seed, index, plans.STREAM_EVENTS),
+            sim, attrs = events.from_recipe(ev_cfg, seeds.scene_seed(seed, index, seeds.EVENTS),
                                             height, width)
             self.parts.append((lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]), sim,
                                EventWriter(h5file, height, width, attrs), lambda w, t: w.close(t)))
@@ -37,7 +37,7 @@ class SensorRig:
             from nfs_synth.corpus.spikes_io import SpikeWriter
             from nfs_synth.sensors import spikes
 
-            sim, attrs = spikes.from_recipe(sp_cfg, plans.scene_seed(seed, index, plans.STREAM_SPIKES),
+            sim, attrs = spikes.from_recipe(sp_cfg, seeds.scene_seed(seed, index, seeds.SPIKES),
                                             height, width)
             self.parts.append((lambda rgb, c=sp_cfg: spikes.rgb_to_intensity(rgb, c["intensity_scale"]),
                                sim, SpikeWriter(h5file, height, width, attrs), lambda w, t: w.close()))

@@ -1,6 +1,6 @@
 """Scene plans: everything a renderer needs to build one scene, as plain JSON-compatible data.
 
-Sampling a plan needs no Blender. Scene i of a corpus draws from SeedSequence([seed, i, PLAN]), so a
+Sampling a plan needs no Blender. Scene i of a corpus draws from its plan stream (`seeds.PLAN`), so a
 plan depends only on (recipe, seed, i): never on worker count or generation order.
 
 Conventions: the camera sits at the origin looking down -Z with +Y up; the planar depth of a point is
@@ -14,21 +14,15 @@ import json
 import numpy as np
 
 from blender_scenes.plan_format import PLAN_VERSION
-from nfs_synth.scene import optics, textures
+from nfs_synth.scene import optics, seeds, textures
 
-# Independent random streams of one scene (SeedSequence([seed, index, stream])).
-STREAM_PLAN, STREAM_EVENTS, STREAM_SPIKES = 0, 1, 2
 # Objects stay this far (in diopters, as a share of the sweep) in front of the background.
 BACKGROUND_MARGIN = 0.06
 
 
-def scene_seed(seed: int, index: int, stream: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([seed, index, stream])
-
-
 def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None) -> dict:
     """The plan of scene `index`: camera, focus sweep, lights, textured objects and background."""
-    rng = np.random.default_rng(scene_seed(recipe["corpus"]["seed"], index, STREAM_PLAN))
+    rng = np.random.default_rng(seeds.scene_seed(recipe["corpus"]["seed"], index, seeds.PLAN))
     cam, sweep, scene, tex_cfg = recipe["camera"], recipe["sweep"], recipe["scene"], recipe["textures"]
     refs = texture_refs if texture_refs is not None else textures.catalog(tex_cfg)
 

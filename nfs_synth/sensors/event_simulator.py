@@ -9,7 +9,8 @@ import numba
 import numpy as np
 
 from nfs_synth.sensors import events_kernel as _k
-from nfs_synth.sensors.dvs import EVENT_DTYPE, EventsError, resolve_params
+from nfs_synth.sensors.dvs import EVENT_DTYPE, resolve_params
+from nfs_synth.errors import EventsError
 
 # Longest interval (us) whose time histograms the kernel builds in passing (per band; the
 # counting sort then runs in bands, in threads); up to _COUNTING_SORT_MAX_DT a serial

@@ -12,8 +12,8 @@ import json
 import numpy as np
 
 from nfs_synth.color import REC709_LUMA, srgb_curve
-from nfs_synth.sensors.dvs import (DVS240, DVS346, EVENT_DTYPE, PARAM_NAMES, PRESETS, TABLE3_RANGES, DVSParams,
-                                   EventsError, check_ranges, resolve_params, sample_params)
+from nfs_synth.sensors.dvs import DVS240, DVS346, EVENT_DTYPE, PARAM_NAMES, PRESETS, TABLE3_RANGES, DVSParams, check_ranges, resolve_params, sample_params
+from nfs_synth.errors import EventsError
 from nfs_synth.sensors.event_simulator import EventSimulator
 
 __all__ = ["DVS240", "DVS346", "EVENT_DTYPE", "MODEL", "MODEL_VERSION", "PARAM_NAMES", "PRESETS", "TABLE3_RANGES",

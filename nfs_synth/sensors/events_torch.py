@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nfs_synth.sensors.dvs import EVENT_DTYPE, EventsError
+from nfs_synth.sensors.dvs import EVENT_DTYPE
+from nfs_synth.errors import EventsError
 from nfs_synth.sensors.event_simulator import EventSimulator
 
 
