@@ -32,6 +32,7 @@ from skimage.metrics import structural_similarity
 
 from blender_scenes import SceneRenderer, blender_version
 from nfs_synth.render.layered.renderer import LayeredRenderer
+from nfs_synth.color import srgb_encode
 from nfs_synth.scene import plan as plans, recipe as recipes, textures
 from nfs_synth.sensors import events
 
@@ -41,17 +42,12 @@ EVENT_FRAMES = np.arange(228, 252)
 STATIC_LEVELS = 0.5
 
 
-def srgb(rgb: np.ndarray) -> np.ndarray:
-    x = np.clip(rgb, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
 def psnr(a: np.ndarray, ref: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((srgb(a) - srgb(ref)) ** 2)))
+    return float(10 * np.log10(1.0 / np.mean((srgb_encode(a) - srgb_encode(ref)) ** 2)))
 
 
 def ssim(a: np.ndarray, ref: np.ndarray) -> float:
-    return float(structural_similarity(srgb(a), srgb(ref), channel_axis=-1, data_range=1.0))
+    return float(structural_similarity(srgb_encode(a), srgb_encode(ref), channel_axis=-1, data_range=1.0))
 
 
 def subset(plan: dict, frames, **render) -> dict:
