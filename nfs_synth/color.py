@@ -21,12 +21,13 @@ SRGB_SLOPE, SRGB_GAMMA, SRGB_OFFSET = 12.92, 2.4, 0.055
 
 
 def srgb_curve(linear: np.ndarray) -> np.ndarray:
-    """The sRGB transfer curve on float32 values >= 0, not clipped: values above white follow the same
+    """The sRGB transfer curve on values >= 0, not clipped: values above white follow the same
     curve (the event simulator's gray scale needs them)."""
-    x = np.asarray(linear, np.float32)
+    # Computed in the input's precision (float32 arrays stay float32; a scalar is float64) and returned
+    # as float32, so array and scalar inputs give exactly what they gave before the curve had one home.
+    x = np.asarray(linear)
     return np.where(x <= SRGB_KNEE_LINEAR, SRGB_SLOPE * x,
-                    (1 + SRGB_OFFSET) * np.power(x, 1 / SRGB_GAMMA, dtype=np.float32) - SRGB_OFFSET
-                    ).astype(np.float32, copy=False)
+                    (1 + SRGB_OFFSET) * np.power(x, 1 / SRGB_GAMMA) - SRGB_OFFSET).astype(np.float32, copy=False)
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:

@@ -2,6 +2,9 @@
 
 Draw n of a stream keyed by `state` is `mix(state + n * GAMMA)`: any draw is computed directly from
 its counter, so results do not depend on threads, chunking or re-running a row or step.
+
+Numba's cache checks only the file that defines a cached function: after editing this file, clear the
+__pycache__ of events_kernel.py and spikes_kernel.py (which inline `mix`), or they keep the old code.
 """
 import numpy as np
 from numba import njit
