@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nfs_synth.errors import EvaluationError, PretrainedWeightsMissing, SceneFileError
+
 DEFAULT_METHODS = "input,handcraft-ev,handcraft-sp,uniform-ev,stack-laplacian"
 
 
@@ -35,10 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nfs_synth.aif.methods import available_methods
-    from nfs_synth.errors import SceneFileError
     from nfs_synth.aif.evaluation import EvalConfig, markdown_table, run_evaluation
-    from nfs_synth.errors import EvaluationError
-    from nfs_synth.errors import PretrainedWeightsMissing
 
     if args.list_methods:
         print("\n".join(available_methods()))

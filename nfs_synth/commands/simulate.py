@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nfs_synth.errors import RecipeError
+from nfs_synth.errors import PoolError, RecipeError, SelectionError, usage_error
 from nfs_synth.run.workers import add_pool_arguments, check_pool_arguments, open_pool, policy_for
-from nfs_synth.errors import PoolError
 
 
 def add_arguments(p) -> None:
@@ -22,9 +21,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from nfs_synth.errors import usage_error
     from nfs_synth.run.orchestrate import select_scenes
-    from nfs_synth.errors import SelectionError
     from nfs_synth.run.study import parse_grid, prepare_study, run_study
 
     try:            # every check that can fail comes before anything is started or created

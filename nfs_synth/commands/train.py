@@ -16,6 +16,7 @@ import sys
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
 from nfs_synth.aif.train import RUN_DEFINING, TrainConfig
+from nfs_synth.errors import CheckpointError, PerceptualWeightsError, PretrainedWeightsMissing
 
 # run-defining options: None means "the default" for a new run and "the checkpoint's" on --resume
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
@@ -80,10 +81,7 @@ def _check_arguments(args) -> None:
 
 
 def run(args) -> int:
-    from nfs_synth.errors import PerceptualWeightsError
     from nfs_synth.aif.train import train
-    from nfs_synth.errors import CheckpointError
-    from nfs_synth.errors import PretrainedWeightsMissing
 
     fixed = {k: getattr(args, k) for k in _DEFAULTS}
     if not args.resume:

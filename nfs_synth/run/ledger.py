@@ -18,9 +18,8 @@ from pathlib import Path
 
 from nfs_synth.corpus.atomic import write_text
 from nfs_synth.corpus.manifest import read_manifest, split_of, write_manifest
-from nfs_synth.errors import ManifestError
+from nfs_synth.errors import ManifestError, RecipeError
 from nfs_synth.scene.recipe import to_json
-from nfs_synth.errors import RecipeError
 
 FRAGMENTS = "manifest.d"
 FRAGMENT_EVERY_S = 2.0          # a killed driver loses at most this much of its ledger (files are
