@@ -132,7 +132,7 @@ def write_synthetic_corpus(root: str | Path, splits: list[str], size: int = 64, 
         with SceneWriter(root / name, n_frames, size, size) as out:
             for i, f in enumerate(sw.frames):
                 out.write_frame(i, f)
-            out.write_array("timestamps_us", sw.t_us, kind="int")
+            out.write_array("timestamps_us", sw.t_us)
             out.write_array("focus_distance_m", np.linspace(0.5, 3.0, n_frames))
             out.write_array("all_in_focus", sw.all_in_focus)
             out.write_array("depth_m", sw.depth_m)

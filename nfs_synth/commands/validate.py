@@ -17,7 +17,7 @@ from tqdm import tqdm
 from nfs_synth.corpus.atomic import TMP_MARK
 from nfs_synth.corpus.scene_file import content_hash
 from nfs_synth.errors import SceneFileError
-from nfs_synth.corpus.schema import SCHEMA_VERSION, datasets
+from nfs_synth.corpus.schema import READABLE_SCHEMA_VERSIONS, datasets
 from nfs_synth.run.ledger import existing_corpus
 
 SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
@@ -48,8 +48,9 @@ def schema_problems(h5: h5py.File, entry: dict) -> list[str]:
             problems.append(f"missing dataset {name}")
         elif (shape is not None and ds.shape != shape) or ds.dtype != np.dtype(dtype):
             problems.append(f"{name} is {ds.dtype}{list(ds.shape)}, expected {dtype}{list(shape or ['N'])}")
-    if h5.attrs.get("schema_version") != SCHEMA_VERSION:
-        problems.append(f"schema_version {h5.attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    if h5.attrs.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+        problems.append(f"schema_version {h5.attrs.get('schema_version')!r}, expected one of "
+                        f"{list(READABLE_SCHEMA_VERSIONS)}")
     if h5.attrs.get("scene_index") != entry["index"]:
         problems.append(f"scene_index {h5.attrs.get('scene_index')!r}, expected {entry['index']}")
     return problems

@@ -16,7 +16,7 @@ from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.scene_file import open_scene
 from nfs_synth.sensors.dvs import EVENT_DTYPE
 from nfs_synth.errors import EventsError
-from nfs_synth.corpus.schema import BY_PATH
+from nfs_synth.corpus.schema import BY_PATH, DEFAULT_EVENT_COMPRESSION, EVENT_FILTERS
 
 
 _FIELDS = ("x", "y", "t", "p")
@@ -25,10 +25,6 @@ _MS_TO_IDX = BY_PATH["ms_to_idx"]
 CHUNK = _SPECS["t"].chunks[0]   # events per chunk (a module name: tests shrink it)
 _READ_BLOCK = 1 << 20
 EXPORT_FORMATS = ("txt", "npz", "dsec-h5")
-
-
-def _compression() -> dict:
-    return _SPECS["t"].filter.kwargs()
 
 
 def _check_attrs(attrs):
@@ -48,13 +44,17 @@ class EventWriter:
     partial chunk stays in memory until it fills or the writer is closed.
     """
 
-    def __init__(self, h5file: h5py.File, height: int, width: int, attrs: dict):
+    def __init__(self, h5file: h5py.File, height: int, width: int, attrs: dict,
+                 compression: str = DEFAULT_EVENT_COMPRESSION):
         if not isinstance(h5file, h5py.File) or h5file.mode != "r+":
             raise EventsError("EventWriter needs an h5py.File open for writing")
         for name, v in (("height", height), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v <= 65536:
                 raise EventsError(f"{name} must be an integer in 1..65536, got {v!r}")
         _check_attrs(attrs)
+        if compression not in EVENT_FILTERS:
+            raise EventsError(f"compression must be one of {sorted(EVENT_FILTERS)}, got {compression!r}")
+        self._filter = EVENT_FILTERS[compression].kwargs()
         taken = [k for k in ("events", "ms_to_idx", "t_offset") if k in h5file]
         if taken:
             raise EventsError(f"{h5file.filename} already has {taken}")
@@ -62,7 +62,7 @@ class EventWriter:
         self._file = h5file
         group = h5file.create_group("events")
         self._ds = {f: group.create_dataset(f, shape=(0,), maxshape=(None,), dtype=_SPECS[f].dtype,
-                                            chunks=(CHUNK,), **_compression()) for f in _FIELDS}
+                                            chunks=(CHUNK,), **self._filter) for f in _FIELDS}
         group.create_dataset("height", data=np.int64(self.height))
         group.create_dataset("width", data=np.int64(self.width))
         group.attrs.update(attrs)
@@ -140,7 +140,7 @@ class EventWriter:
         if self._ms_parts:
             known = np.concatenate(self._ms_parts)[:n_ms]
             ms[:known.size] = known
-        self._file.create_dataset("ms_to_idx", data=ms, **_MS_TO_IDX.filter.kwargs())
+        self._file.create_dataset("ms_to_idx", data=ms, **self._filter)
         self._file.create_dataset("t_offset", data=np.int64(0))
         self._closed = True
 
@@ -233,7 +233,7 @@ def _write_dsec(src, group, tmp):
     attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in group.attrs.items()
              if isinstance(v, (bytes, str, bool, int, float, np.generic))}  # scalars only
     with h5py.File(tmp, "w") as dst:
-        writer = EventWriter(dst, int(group["height"][()]), int(group["width"][()]), attrs)
+        writer = EventWriter(dst, int(group["height"][()]), int(group["width"][()]), attrs, "blosc")  # as DSEC
         for block in _blocks(group):
             writer.append(block)
         writer.close(t_end)

@@ -1,8 +1,8 @@
 """One HDF5 file per scene: written under a temporary name, renamed only when complete.
 
 The schema is nfs_synth.corpus.schema (printed in the README, "Scene file format"). Frames are float16
-linear RGB, one chunk per frame, Blosc zstd with byte shuffle: 11 bits of mantissa keep later
-simulators far from any 8-bit staircase at half the bytes of float32.
+linear RGB, one chunk per frame, gzip with byte shuffle: 11 bits of mantissa keep later simulators far
+from any 8-bit staircase at half the bytes of float32, and any HDF5 build reads them.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 
 from nfs_synth import __version__
 from nfs_synth.corpus.atomic import atomic_path
-from nfs_synth.corpus.schema import (BY_PATH, FLOATS, INTEGERS, ROOT_ATTR_NAMES, SCHEMA_VERSION,
-                                     WALL_CLOCK_ATTRS, datasets)
+from nfs_synth.corpus.schema import (BY_PATH, ROOT_ATTR_NAMES, SCHEMA_VERSION, WALL_CLOCK_ATTRS,
+                                     datasets)
 from nfs_synth.errors import SceneFileError
 
 _FRAMES = BY_PATH["frames"]
@@ -63,13 +63,14 @@ class SceneWriter:
     def write_frame(self, index: int, rgb: np.ndarray) -> None:
         self.frames[index] = rgb.astype(np.float16)
 
-    def write_array(self, name: str, data, units: str | None = None, kind: str = "float") -> None:
-        """`kind` picks the filter: "float" (byte shuffle) or anything else (bit shuffle, small integers)."""
+    def write_array(self, name: str, data, units: str | None = None) -> None:
+        """One whole dataset, stored with the schema's filter."""
         if name not in BY_PATH:
             raise SceneFileError(f"dataset {name!r} is not in the scene-file schema")
         data = np.asarray(data)
-        filtered = data.ndim >= 1 and data.size > _UNFILTERED_MAX
-        opts = (FLOATS if kind == "float" else INTEGERS).kwargs() if filtered else {}
+        spec = BY_PATH[name]
+        filtered = spec.filter is not None and data.ndim >= 1 and data.size > _UNFILTERED_MAX
+        opts = spec.filter.kwargs() if filtered else {}
         ds = self.h5.create_dataset(name, data=data, **opts)
         if units:
             ds.attrs["units"] = units

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import hdf5plugin
 
-SCHEMA_VERSION = 1
+# 2: frames, maps, timestamps, events and spikes in HDF5's built-in filters (schema 1: Blosc zstd
+# everywhere, which only readers that load hdf5plugin could open). The datasets are the same.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 _SHUFFLES = {"byte shuffle": hdf5plugin.Blosc.SHUFFLE, "bitshuffle": hdf5plugin.Blosc.BITSHUFFLE,
              None: hdf5plugin.Blosc.NOSHUFFLE}
@@ -19,25 +22,57 @@ _SHUFFLES = {"byte shuffle": hdf5plugin.Blosc.SHUFFLE, "bitshuffle": hdf5plugin.
 
 @dataclass(frozen=True)
 class Blosc:
-    """A Blosc zstd filter (hdf5plugin: readers `import hdf5plugin` first)."""
+    """A Blosc zstd filter (hdf5plugin: readers `import hdf5plugin` first), as DSEC stores its events."""
 
     level: int
     shuffle: str | None                 # "byte shuffle", "bitshuffle" or None
+    builtin = False                     # not in a stock HDF5 build
 
     def kwargs(self) -> dict:
         """h5py's create_dataset arguments."""
         return dict(hdf5plugin.Blosc(cname="zstd", clevel=self.level, shuffle=_SHUFFLES[self.shuffle]))
 
     def __str__(self) -> str:
-        return f"zstd{self.level}" + (f" + {self.shuffle}" if self.shuffle else "")
+        return f"Blosc zstd{self.level}" + (f" + {self.shuffle}" if self.shuffle else "")
 
 
-FLOATS = Blosc(5, "byte shuffle")       # byte shuffle suits floats,
-INTEGERS = Blosc(5, "bitshuffle")       # bit shuffle suits small integers.
-# Level 1, no shuffle (measured in benchmarks/spikes.py): packed spike bits are close to
-# incompressible (12 % saved); bitshuffle saved only 8 %, and zstd level 5 saved 1-4 % more than
-# level 1 while writing 4-6x slower, slower than the simulator produces steps.
-SPIKE_BITS = Blosc(1, None)
+@dataclass(frozen=True)
+class Deflate:
+    """gzip (deflate) with HDF5's byte shuffle: in every HDF5 build (h5dump, HDFView, MATLAB, Julia)."""
+
+    level: int
+    builtin = True
+
+    def kwargs(self) -> dict:
+        return dict(compression="gzip", compression_opts=self.level, shuffle=True)
+
+    def __str__(self) -> str:
+        return f"gzip{self.level} + shuffle"
+
+
+@dataclass(frozen=True)
+class Uncompressed:
+    """Chunked, no filter."""
+
+    builtin = True
+
+    def kwargs(self) -> dict:
+        return {}
+
+    def __str__(self) -> str:
+        return "no filter"
+
+
+# Measured in benchmarks/hdf5_storage.py on a 346x260 scene: gzip level 1 + shuffle writes frames at
+# 0.7x Blosc zstd5's speed and 8 % more bytes (about 5 s of a paper scene's 480 frames); levels 4 and 6
+# save 3-5 % more bytes at 1.3-1.4x the time. Packed spike bits are near incompressible (Blosc saved 6 %,
+# gzip 4 % at 15x Blosc's write time): stored unfiltered, 3.5x faster to write than Blosc.
+STORED = Deflate(1)
+SPIKE_BITS = Uncompressed()
+# corpus.event_compression: gzip is readable everywhere and costs 0.1 s per paper scene more than Blosc,
+# which stays available for byte-for-byte DSEC storage.
+EVENT_FILTERS = {"gzip": STORED, "blosc": Blosc(5, "bitshuffle")}
+DEFAULT_EVENT_COMPRESSION = "gzip"
 
 EVENT_CHUNK = 1 << 17                   # events per chunk (DSEC-like; 2^16..2^17)
 SPIKE_CHUNK_STEPS = 256                 # readout steps per chunk
@@ -57,7 +92,7 @@ class Dataset:
     meaning: str
     part: str                   # sweep: every scene file; camera: rendered scenes; events, spikes: that sensor
     chunks: tuple | None = None  # None: h5py's choice (none for scalars)
-    filter: Blosc | None = None  # None: the writer's choice (SceneWriter.write_array) or none for scalars
+    filter: Blosc | Deflate | Uncompressed | None = None  # None: unfiltered (scalars, tiny arrays)
     storage: str = ""            # how the README describes chunks and filter
 
     def shape_for(self, **sizes) -> tuple | None:
@@ -78,33 +113,36 @@ def _resolve(dims: tuple, sizes: dict) -> tuple | None:
 DATASETS = (
     Dataset(("frames",), ("T", "H", "W", 3), "float16",
             "focal-sweep frames, linear scene-referred RGB (Rec.709 primaries)", "sweep",
-            chunks=(1, "H", "W", 3), filter=FLOATS, storage=f"one chunk per frame, {FLOATS}"),
+            chunks=(1, "H", "W", 3), filter=STORED, storage=f"one chunk per frame, {STORED}"),
     Dataset(("timestamps_us",), ("T",), "int64",
-            "time of each frame (first at 0, last at `sweep.duration_s`)", "sweep"),
-    Dataset(("focus_distance_m",), ("T",), "float64", "planar focus distance of each frame", "sweep"),
+            "time of each frame (first at 0, last at `sweep.duration_s`)", "sweep", filter=STORED),
+    Dataset(("focus_distance_m",), ("T",), "float64", "planar focus distance of each frame", "sweep",
+            filter=STORED),
     Dataset(("all_in_focus",), ("H", "W", 3), "float32",
             "ground truth, linear RGB (pinhole render by default), rounded to float16 precision like the "
-            "frames", "sweep"),
+            "frames", "sweep", filter=STORED),
     Dataset(("depth_m",), ("H", "W"), "float32",
-            "planar depth (along the optical axis) from the all-in-focus render; 1e10 where no surface", "sweep"),
+            "planar depth (along the optical axis) from the all-in-focus render; 1e10 where no surface", "sweep",
+            filter=STORED),
     Dataset(("camera/K",), (3, 3), "float64",
             "pinhole intrinsics in pixels; group attrs: width, height, focal_length_mm, f_number, "
             "sensor_width_mm, aperture_blades, aperture_rotation_deg", "camera"),
     Dataset(("events/x", "events/y"), ("N",), "uint16", "DSEC layout", "events", chunks=(EVENT_CHUNK,),
-            filter=INTEGERS, storage=f"chunks of 2^{EVENT_CHUNK.bit_length() - 1} events, {INTEGERS}"),
+            filter=STORED, storage=f"chunks of 2^{EVENT_CHUNK.bit_length() - 1} events, {STORED} "
+                                   f"(`corpus.event_compression = \"blosc\"`: {EVENT_FILTERS['blosc']}, as DSEC)"),
     Dataset(("events/t",), ("N",), "int64", "us relative to `t_offset`, sorted", "events",
-            chunks=(EVENT_CHUNK,), filter=INTEGERS),
-    Dataset(("events/p",), ("N",), "uint8", "1 = ON, 0 = OFF", "events", chunks=(EVENT_CHUNK,), filter=INTEGERS),
+            chunks=(EVENT_CHUNK,), filter=STORED),
+    Dataset(("events/p",), ("N",), "uint8", "1 = ON, 0 = OFF", "events", chunks=(EVENT_CHUNK,), filter=STORED),
     Dataset(("events/height", "events/width"), (), "int64", "sensor size", "events"),
     Dataset(("ms_to_idx",), ("M",), "uint64",
-            "for each millisecond m, index of the first event with t >= 1000*m", "events", filter=INTEGERS),
+            "for each millisecond m, index of the first event with t >= 1000*m", "events", filter=STORED),
     Dataset(("t_offset",), (), "int64", "0", "events"),
     Dataset(("spikes/packed",), ("S", "H", "ceil(W/8)"), "uint8",
             "one readout step per row of bits, pixel x is bit x%8 of byte x//8 (LSB first), rows top-down",
             "spikes", chunks=(SPIKE_CHUNK_STEPS, "H", "ceil(W/8)"), filter=SPIKE_BITS,
             storage=f"{SPIKE_CHUNK_STEPS} steps per chunk, {SPIKE_BITS} (packed bits barely compress)"),
     Dataset(("spikes/t_us",), ("S",), "int64", "end time of each readout step", "spikes",
-            chunks=(16 * SPIKE_CHUNK_STEPS,), filter=SPIKE_BITS),
+            chunks=(16 * SPIKE_CHUNK_STEPS,), filter=STORED),
 )
 
 

@@ -29,6 +29,7 @@ class SpikeWriter:
     """Append SpikeStream chunks to `spikes/` of an open HDF5 file; buffers to whole time chunks."""
 
     def __init__(self, h5file: h5py.File, height: int, width: int, attrs: dict, compression=COMPRESSION):
+        """`compression`: h5py filter arguments of the packed bits (benchmarks compare choices)."""
         if "spikes" in h5file:
             raise SpikeError(f"{h5file.filename} already has a spikes group")
         self.height, self.width = int(height), int(width)
@@ -38,7 +39,7 @@ class SpikeWriter:
             "packed", shape=(0, self.height, row_bytes), maxshape=(None, self.height, row_bytes),
             dtype=_PACKED.dtype, chunks=_PACKED.chunks_for(H=self.height, W=self.width), **compression)
         self._t_us = group.create_dataset("t_us", shape=(0,), maxshape=(None,), dtype=_T_US.dtype,
-                                          chunks=_T_US.chunks, **compression)
+                                          chunks=_T_US.chunks, **_T_US.filter.kwargs())
         try:
             group.attrs.update({"height": self.height, "width": self.width, "bit_order": "little",
                                 "chunk_steps": CHUNK_STEPS, **attrs})

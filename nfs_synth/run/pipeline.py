@@ -32,7 +32,8 @@ class SensorRig:
             sim, attrs = events.from_recipe(ev_cfg, seeds.scene_seed(seed, index, seeds.EVENTS),
                                             height, width)
             self.parts.append((lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]), sim,
-                               EventWriter(h5file, height, width, attrs), lambda w, t: w.close(t)))
+                               EventWriter(h5file, height, width, attrs, recipe["corpus"]["event_compression"]),
+                               lambda w, t: w.close(t)))
         if sp_cfg["enabled"]:
             from nfs_synth.corpus.spikes_io import SpikeWriter
             from nfs_synth.sensors import spikes

@@ -48,6 +48,9 @@ SCHEMA: dict[str, Any] = {
             "val": Key(float, 0.1, 0.0, 1.0),
             "test": Key(float, 0.1, 0.0, 1.0),
         },
+        # the names of nfs_synth.corpus.schema.EVENT_FILTERS (a test keeps them equal)
+        "event_compression": Key(str, "gzip", choices=("gzip", "blosc"),
+                                 doc="events in gzip (any HDF5 reader) or Blosc zstd (as DSEC stores them)"),
     },
     "camera": {
         "width": Key(int, 128, 16, 8192, doc="image width in pixels"),

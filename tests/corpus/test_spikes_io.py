@@ -97,8 +97,7 @@ def test_writer_and_reader_round_trip(tmp_path):
     with h5py.File(path, "r") as h5:
         ds = h5["spikes/packed"]
         assert ds.chunks == (CHUNK_STEPS, 9, 3) and ds.dtype == np.uint8
-        plist = ds.id.get_create_plist()
-        assert 32001 in [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]  # Blosc
+        assert ds.id.get_create_plist().get_nfilters() == 0   # packed bits barely compress: unfiltered
         assert h5["spikes"].attrs["preset"] == "vidar_250x400"
     whole = read_spikes(path)
     assert np.array_equal(whole.packed, packed) and np.array_equal(whole.t_us, t_us)
