@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from nfs_synth.corpus.atomic import write_text
-from nfs_synth.corpus.manifest import read_manifest, split_of, write_manifest
+from nfs_synth.corpus.manifest import MANIFEST, read_manifest, split_of, write_manifest
 from nfs_synth.errors import ManifestError, RecipeError
 from nfs_synth.scene.recipe import to_json
 
 FRAGMENTS = "manifest.d"
 FRAGMENT_EVERY_S = 2.0          # a killed driver loses at most this much of its ledger (files are
 MERGE_EVERY_S = 60.0            # adopted on the next run anyway)
+SCENE_FILE = re.compile(r"scene_\d+\.h5")
 
 
 def fragment_name(scenes: range) -> str:
@@ -74,14 +77,29 @@ def existing_corpus(out_dir: str | Path) -> dict:
     return manifest
 
 
-def check_recipe(out_dir: str | Path, recipe: dict) -> None:
-    """RecipeError when OUT already holds a corpus made from another recipe."""
-    existing = corpus_manifest(out_dir) if Path(out_dir).is_dir() else None
+def check_recipe(out_dir: str | Path, recipe: dict) -> bool:
+    """RecipeError when OUT already holds scenes made from another recipe. True when it holds only
+    failed scenes (and no scene file) of another recipe: nothing of value is lost, so the run starts
+    the folder afresh with this recipe (`discard_ledger`)."""
+    out_dir = Path(out_dir)
+    existing = corpus_manifest(out_dir) if out_dir.is_dir() else None
     if existing is None or to_json(existing["recipe"]) == to_json(recipe):
-        return
+        return False
+    complete = any(e["status"] == "complete" for e in existing["scenes"])
+    if not complete and not any(SCENE_FILE.fullmatch(p.name) for p in (out_dir / "scenes").glob("scene_*.h5")):
+        return True
     differ = sorted(_differences(existing["recipe"], recipe))
     raise RecipeError(f"{out_dir} holds a corpus made from another recipe (differs in "
                       f"{', '.join(differ[:5]) or 'structure'}); use a new --out folder")
+
+
+def discard_ledger(out_dir: str | Path) -> None:
+    """Remove manifest.json and the fragments of a folder that `check_recipe` found to hold only failed
+    scenes of another recipe."""
+    out_dir = Path(out_dir)
+    print(f"{out_dir} held only failed scenes of another recipe: starting it afresh with this one", file=sys.stderr)
+    for path in [out_dir / MANIFEST, *_fragments(out_dir)]:
+        path.unlink(missing_ok=True)
 
 
 def _differences(a, b, prefix: str = ""):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nfs_synth.errors import LayeredSettingsError
+
 
 def blur_diameter_px(depth_m, focus_m, focal_length_mm: float, f_number: float,
                      sensor_width_mm: float, width_px: int):
@@ -17,6 +19,16 @@ def blur_diameter_px(depth_m, focus_m, focal_length_mm: float, f_number: float,
     aperture = f / f_number
     on_sensor_m = aperture * f * np.abs(1.0 / np.asarray(depth_m, float) - 1.0 / np.asarray(focus_m, float))
     return on_sensor_m / (sensor_width_mm / 1000.0) * width_px
+
+
+def check_layered_apertures(sweep_f_number: float, ground_truth_f_number: float | None) -> None:
+    """The layered engine pads its slabs for the sweep's blur, so the all-in-focus render (None: pinhole)
+    may not blur more than the sweep; the recipe check and the layered renderer both run this."""
+    if ground_truth_f_number is not None and ground_truth_f_number < sweep_f_number:
+        raise LayeredSettingsError(
+            f"ground_truth.f_number = {ground_truth_f_number:g} is below camera.f_number = {sweep_f_number:g}: "
+            f"the layered engine allows 0 (pinhole) or [{sweep_f_number:g}, 1024]; or use render.engine = "
+            "'cycles'", key="ground_truth.f_number")
 
 
 def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "uniform_diopter",
