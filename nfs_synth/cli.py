@@ -10,7 +10,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from nfs_synth.errors import ManifestError, RecipeError, SceneFileError, TextureError, failure, usage_error
+from nfs_synth.errors import DataError, UsageError, report
 from nfs_synth.scene.recipe import DEFAULT_RECIPE, load_recipe
 
 COMMANDS = {
@@ -41,34 +41,38 @@ def generate_parser() -> argparse.ArgumentParser:
 
 
 def generate_main(argv: list[str]) -> int:
+    return _reported(_generate, generate_parser().parse_args(argv))
+
+
+def _generate(args) -> int:
     from nfs_synth.run.ledger import check_recipe
     from nfs_synth.run.orchestrate import generate_corpus, select_scenes
     from nfs_synth.run.workers import check_pool_arguments, open_pool, policy_for
+    from nfs_synth.scene.textures import catalog
 
-    args = generate_parser().parse_args(argv)
-    try:            # every check that can fail comes before anything is started or created
-        recipe = load_recipe(args.recipe, args.overrides)
-        from nfs_synth.scene.textures import catalog
-
-        catalog(recipe["textures"])
-        scenes = select_scenes(recipe["corpus"]["scenes"], args.scenes, args.shard)
-        check_pool_arguments(args)
-        check_recipe(args.out, recipe)
-        pool = open_pool(args)
-    except (ValueError, TextureError) as err:     # RecipeError, SelectionError, PoolError, bad JSON
-        return usage_error(str(err))
-    try:
-        with pool:
-            manifest = generate_corpus(recipe, Path(args.out), scenes=scenes, pool=pool,
-                                       policy=policy_for(args, pool, recipe["render"]["threads"]),
-                                       progress=not args.no_progress)
-    except OSError as err:          # --out is a file or not writable, the disk is full
-        return failure(err)
+    # every check that can fail comes before anything is started or created
+    recipe = load_recipe(args.recipe, args.overrides)
+    catalog(recipe["textures"])
+    scenes = select_scenes(recipe["corpus"]["scenes"], args.scenes, args.shard)
+    check_pool_arguments(args)
+    check_recipe(args.out, recipe)
+    with open_pool(args) as pool:
+        manifest = generate_corpus(recipe, Path(args.out), scenes=scenes, pool=pool,
+                                   policy=policy_for(args, pool, recipe["render"]["threads"]),
+                                   progress=not args.no_progress)
     mine = [s for s in manifest["scenes"] if s["index"] in scenes]
     failed = [s["index"] for s in mine if s["status"] != "complete"]
     print(f"{len(mine) - len(failed)} of {len(scenes)} scenes complete in {args.out}"
           + (f"; failed scenes: {', '.join(map(str, failed))} (errors in manifest.json)" if failed else ""))
     return 1 if failed else 0
+
+
+def _reported(run, args) -> int:
+    """The one place errors become exit statuses: UsageError 2, DataError and OSError 1 (errors.py)."""
+    try:
+        return int(run(args) or 0)
+    except (UsageError, DataError, OSError) as err:
+        return report(err)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,10 +87,4 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"nfs_synth.commands.{argv[0]}")
     parser = argparse.ArgumentParser(prog=f"nfs-synth {argv[0]}", description=module.__doc__)
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    except (RecipeError, TextureError) as err:
-        return usage_error(str(err))
-    except (OSError, SceneFileError, ManifestError) as err:
-        return failure(err)
+    return _reported(module.run, parser.parse_args(argv[1:]))

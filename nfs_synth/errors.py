@@ -85,20 +85,11 @@ class PerceptualWeightsError(FileNotFoundError):
     """The configured perceptual-loss weights are missing or unusable."""
 
 
-def usage_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
-def failure(err: Exception) -> int:
-    """Status 1 for what went wrong with files or data: one line naming the file, no traceback."""
+def report(err: Exception) -> int:
+    """The one mapping from an error to the command line's status, one `error: ...` line on stderr and
+    no traceback: 2 for a UsageError, 1 for a DataError or an OSError (named by its file)."""
     if isinstance(err, OSError) and err.filename and err.strerror:
         print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
     else:
         print(f"error: {err}", file=sys.stderr)
-    return 1
-
-
-def report(err: Exception) -> int:
-    """The one mapping from an error to the command line's status: 2 for usage, 1 for data and files."""
-    return usage_error(str(err)) if isinstance(err, UsageError) else failure(err)
+    return 2 if isinstance(err, UsageError) else 1

@@ -1,8 +1,12 @@
 """User errors and foreign files: one `error: ...` line on stderr, status 2 (usage) or 1 (failure), no
 traceback, nothing written; exports stay out of the corpus's scenes/."""
 
+from pathlib import Path
+
 from nfs_synth.cli import generate_main, main
 from tiny_corpus import ARGS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_error_line(capsys, *words) -> None:
@@ -61,3 +65,24 @@ def test_bad_corpus_and_output_paths_fail_cleanly(reference_copy, tmp_path, caps
         one_error_line(capsys, "manifest.json is not valid JSON", "delete it and re-run")
     assert main(["info", str(tmp_path)]) == 1
     one_error_line(capsys, f"{tmp_path} is not a corpus (no manifest.json)")
+
+
+def test_exit_status_comes_from_the_error_family_alone(reference_copy, tmp_path, capsys):
+    """A damaged corpus is a data error (1) in every command; a bad argument a usage error (2)."""
+    good = (reference_copy / "manifest.json").read_text()
+    (reference_copy / "manifest.json").write_text("{broken")
+    study = ["simulate", str(reference_copy), "--into", str(tmp_path / "study"), "--no-progress"]
+    assert main([*study, "--set", "sensors.events.k1=4.0"]) == 1
+    one_error_line(capsys, "manifest.json is not valid JSON")
+    assert generate_main([*ARGS, "--out", str(reference_copy)]) == 1
+    one_error_line(capsys, "manifest.json is not valid JSON")
+    (reference_copy / "manifest.json").write_text(good)
+    assert main([*study, "--set", "sensors.spikes.readout_hz=1,20000"]) == 2
+    one_error_line(capsys, "'sensors.spikes.readout_hz'", "allowed [93, 1e+07]")
+    assert not (tmp_path / "study").exists()
+
+
+def test_commands_leave_the_exit_status_to_the_cli():
+    for path in sorted((ROOT / "nfs_synth" / "commands").glob("*.py")):
+        text = path.read_text()
+        assert not any(word in text for word in ("return 2", "usage_error", 'print(f"error')), path.name

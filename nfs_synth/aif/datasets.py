@@ -27,6 +27,7 @@ from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_le
                                            spike_planes, tfp_image)
 from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
+from nfs_synth.errors import UsageError
 
 GROUPS = {"events": "events", "spikes": "spikes"}
 
@@ -49,12 +50,12 @@ class _SceneDataset(Dataset):
 
     def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int):
         if modality not in GROUPS:
-            raise ValueError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
+            raise UsageError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
         if crop <= 0 or crop % 4:
-            raise ValueError(f"crop must be a positive multiple of 4, got {crop}")
+            raise UsageError(f"crop must be a positive multiple of 4, got {crop}")
         self.paths = [Path(p) for p in scenes]
         if not self.paths:
-            raise ValueError("no scene files given")
+            raise UsageError("no scene files given")
         self.modality, self.crop, self.samples_per_scene, self.seed = modality, crop, samples_per_scene, seed
         self.epoch = 0
         self.timestamps = []
@@ -69,10 +70,10 @@ class _SceneDataset(Dataset):
     def _validate(self, path: Path, h5: h5py.File) -> None:
         for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[self.modality]):
             if name not in h5:
-                raise ValueError(f"{path}: no '{name}' in the scene file; the {self.modality} stage needs it")
+                raise UsageError(f"{path}: no '{name}' in the scene file; the {self.modality} stage needs it")
         t, h, w, _ = h5["frames"].shape
         if t < 2 or min(h, w) < self.crop:
-            raise ValueError(f"{path}: {t} frames of {h}x{w}; need at least 2 frames of at least the "
+            raise UsageError(f"{path}: {t} frames of {h}x{w}; need at least 2 frames of at least the "
                              f"{self.crop} px crop")
 
     def __len__(self) -> int:
@@ -160,9 +161,9 @@ class MergeDataset(_SceneDataset):
                  stack_size: int = 8, refocus_net: torch.nn.Module | None = None):
         super().__init__(scenes, modality, crop, samples_per_scene, seed)
         if stack_size < 1:
-            raise ValueError(f"stack_size must be at least 1, got {stack_size}")
+            raise UsageError(f"stack_size must be at least 1, got {stack_size}")
         if refocus_net is not None and getattr(refocus_net, "modality", modality) != modality:
-            raise ValueError(f"refocus net was trained on {refocus_net.modality}, the dataset is {modality}")
+            raise UsageError(f"refocus net was trained on {refocus_net.modality}, the dataset is {modality}")
         self.stack_size = stack_size
         self.refocus_net = refocus_net.cpu().eval() if refocus_net is not None else None
 

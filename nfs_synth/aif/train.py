@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from nfs_synth.aif.losses import Eq17Loss, PerceptualLoss
 from nfs_synth.aif.nets import build, count_parameters
 from nfs_synth.corpus.atomic import atomic_path
-from nfs_synth.errors import CheckpointError
+from nfs_synth.errors import CheckpointError, UsageError
 
 CHECKPOINT_FORMAT = "nfs_synth.aif checkpoint v1"
 LAST = "last.pt"
@@ -83,10 +83,10 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if amp == "fp16":
         if device.type != "cuda":
-            raise ValueError("fp16 autocast is for CUDA; use --amp bf16 or off on the CPU")
+            raise UsageError("fp16 autocast is for CUDA; use --amp bf16 or off on the CPU")
         return torch.float16
     if amp != "auto":
-        raise ValueError(f"amp must be auto, off, bf16 or fp16, got {amp!r}")
+        raise UsageError(f"amp must be auto, off, bf16 or fp16, got {amp!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if _cpu_has_native_bf16() else None
@@ -96,11 +96,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA device is available")
+        raise UsageError("--device cuda requested but no CUDA device is available")
     try:
         return torch.device(name)
     except RuntimeError:  # torch lists every backend it knows; name the usual ones instead
-        raise ValueError(f"--device must be auto, cpu or cuda (or cuda:N), got {name!r}") from None
+        raise UsageError(f"--device must be auto, cpu or cuda (or cuda:N), got {name!r}") from None
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -185,7 +185,7 @@ def _check_crop(scenes: list[Path], crop: int) -> None:
                 sizes[path] = h5["frames"].shape[1:3]
     if min(map(min, sizes.values()), default=crop) < crop:
         path, (h, w) = min(sizes.items(), key=lambda item: min(item[1]))
-        raise ValueError(f"{path}: frames of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
+        raise UsageError(f"{path}: frames of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
                          f"with N a multiple of 4 of at most {min(h, w)}")
 
 
@@ -201,7 +201,7 @@ def make_dataset(cfg: TrainConfig, split: str = "train"):
     if cfg.refocus_checkpoint:
         net, net_cfg = load_model(cfg.refocus_checkpoint)
         if net_cfg["stage"] != "refocus":
-            raise ValueError(f"{cfg.refocus_checkpoint} is a {net_cfg['stage']} checkpoint, not a refocus one")
+            raise UsageError(f"{cfg.refocus_checkpoint} is a {net_cfg['stage']} checkpoint, not a refocus one")
     return MergeDataset(scenes, stack_size=cfg.stack_size, refocus_net=net, **common)
 
 
@@ -211,7 +211,7 @@ def _resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
     for name in RUN_DEFINING:
         new, old = getattr(cfg, name), saved[name]
         if new is not None and new != old:
-            raise ValueError(f"cannot resume: the run was started with {name}={old!r}, now {name}={new!r}; "
+            raise UsageError(f"cannot resume: the run was started with {name}={old!r}, now {name}={new!r}; "
                              "start a new run directory to change it")
     return dataclasses.replace(cfg, **{name: saved[name] for name in RUN_DEFINING})
 
@@ -268,7 +268,7 @@ def _run_epoch(model, dataset, loss_fn, optimizer, cfg, epoch, device, amp_dtype
                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
                         worker_init_fn=_one_thread if cfg.workers else None)
     if len(loader) == 0:
-        raise ValueError(f"{len(dataset)} samples make no full batch of {cfg.batch_size}")
+        raise UsageError(f"{len(dataset)} samples make no full batch of {cfg.batch_size}")
     model.train()
     totals = {"loss": 0.0, "perc": 0.0, "mse": 0.0}
     n, t0 = 0, time.perf_counter()

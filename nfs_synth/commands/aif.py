@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from nfs_synth.errors import StreamFileError, UsageError
 
 
 def add_arguments(p) -> None:
@@ -44,22 +45,22 @@ def add_arguments(p) -> None:
 def _check_arguments(args) -> None:
     """Checks that must fail (status 2) before a checkpoint or stream is read."""
     if (args.scene is None) == (args.image is None):
-        raise ValueError("give either a scene file or --image with --events/--spikes")
+        raise UsageError("give either a scene file or --image with --events/--spikes")
     if args.scene is not None and (args.events or args.spikes or args.input_time_us is not None):
-        raise ValueError("--events, --spikes and --input-time-us go with --image, not with a scene file")
+        raise UsageError("--events, --spikes and --input-time-us go with --image, not with a scene file")
     if args.events and args.spikes:
-        raise ValueError("give one of --events/--spikes: the checkpoints are for one modality")
+        raise UsageError("give one of --events/--spikes: the checkpoints are for one modality")
     for flag, value in (("--candidates", args.candidates), ("--grid", args.grid)):
         if value < 1:
-            raise ValueError(f"{flag} must be at least 1, got {value}")
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     if not 0 < args.readout_hz < math.inf:
-        raise ValueError(f"--readout-hz must be a positive number, got {args.readout_hz}")
+        raise UsageError(f"--readout-hz must be a positive number, got {args.readout_hz}")
     for flag, path in (("scene file", args.scene), ("--image", args.image), ("--events", args.events),
                        ("--spikes", args.spikes)):
         if path is not None and not path.is_file():
-            raise ValueError(f"{flag} {path}: no such file")
+            raise UsageError(f"{flag} {path}: no such file")
     if args.spikes and args.spikes.suffix.lower() != ".dat":
-        raise ValueError(f"--spikes {args.spikes}: expected a .dat file")
+        raise UsageError(f"--spikes {args.spikes}: expected a .dat file")
 
 
 def _check_out(out: Path) -> None:
@@ -67,17 +68,17 @@ def _check_out(out: Path) -> None:
     import cv2
 
     if not cv2.haveImageWriter(str(out)):
-        raise ValueError(f"cannot write {out}: not an image file name OpenCV can write (use .png)")
+        raise UsageError(f"cannot write {out}: not an image file name OpenCV can write (use .png)")
     folder = out.parent
     while not folder.exists():
         folder = folder.parent
     if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
-        raise ValueError(f"cannot write {out}: {folder} is not a writable folder")
+        raise UsageError(f"cannot write {out}: {folder} is not a writable folder")
 
 
 def _check_grid(grid: int, shape: tuple[int, int]) -> None:
     if grid > min(shape):
-        raise ValueError(f"--grid must be between 1 and {min(shape)} for a {shape[1]}x{shape[0]} image, got {grid}")
+        raise UsageError(f"--grid must be between 1 and {min(shape)} for a {shape[1]}x{shape[0]} image, got {grid}")
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -85,7 +86,7 @@ def _read_image(path: Path) -> np.ndarray:
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] < 3:
-        raise ValueError(f"{path}: not a readable RGB image")
+        raise StreamFileError(f"{path}: not a readable RGB image")
     scale = 65535.0 if img.dtype == np.uint16 else 255.0
     return (img[..., 2::-1].astype(np.float32) / scale).clip(0, 1)  # BGR(A) -> RGB
 
@@ -109,18 +110,18 @@ def _read_events(path: Path) -> np.ndarray:
         with np.load(path) as z:
             missing = {"t", "x", "y", "p"} - set(z.files)
             if missing:
-                raise ValueError(f"{path}: .npz lacks arrays {sorted(missing)}")
+                raise StreamFileError(f"{path}: .npz lacks arrays {sorted(missing)}")
             cols = [z[k] for k in "txyp"]
     elif suffix == ".txt":
         try:
             table = np.loadtxt(path, ndmin=2)
         except ValueError:  # numpy's message names neither the file nor the line
-            raise ValueError(f"{path}: {_bad_line(path)}") from None
+            raise StreamFileError(f"{path}: {_bad_line(path)}") from None
         if table.shape[1] < 4:
-            raise ValueError(f"{path}: expected 4 columns `t x y p`, found {table.shape[1]}")
+            raise StreamFileError(f"{path}: expected 4 columns `t x y p`, found {table.shape[1]}")
         cols = list(table[:, :4].T)
     else:
-        raise ValueError(f"{path}: unknown event format {suffix!r} (use .h5, .txt or .npz)")
+        raise UsageError(f"{path}: unknown event format {suffix!r} (use .h5, .txt or .npz)")
     ev = np.empty(len(cols[0]), EVENT_DTYPE)
     ev["t"], ev["x"], ev["y"], ev["p"] = cols[0], cols[1], cols[2], np.asarray(cols[3]) > 0
     return ev[np.argsort(ev["t"], kind="stable")]
@@ -166,27 +167,27 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
     h, w = shape
     if modality == "events":
         if not args.events:
-            raise ValueError("these checkpoints are for events: give --events")
+            raise UsageError("these checkpoints are for events: give --events")
         sensor = _sensor_size(args.events)
         if sensor is not None and sensor != (h, w):
-            raise ValueError(f"--image {args.image} is {w}x{h} but --events {args.events} is from a "
+            raise UsageError(f"--image {args.image} is {w}x{h} but --events {args.events} is from a "
                              f"{sensor[1]}x{sensor[0]} sensor: the sizes must match")
         ev = _read_events(args.events)
         if ev.size == 0:
-            raise ValueError(f"{args.events}: no events")
+            raise StreamFileError(f"{args.events}: no events")
         if ev["x"].max() >= w or ev["y"].max() >= h:
-            raise ValueError(f"{args.events}: events fall outside the {w}x{h} image")
+            raise UsageError(f"{args.events}: events fall outside the {w}x{h} image")
         t = ev["t"]
         return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (int(t[0]), int(t[-1]))
     if not args.spikes:
-        raise ValueError("these checkpoints are for spikes: give --spikes")
+        raise UsageError("these checkpoints are for spikes: give --spikes")
     from nfs_synth.corpus.spike_dat import read_dat
     from nfs_synth.sensors.spikes import SpikeStream
 
     stream = read_dat(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
     t = stream.t_us
     if t.size == 0:
-        raise ValueError(f"{args.spikes}: no spikes")
+        raise StreamFileError(f"{args.spikes}: no spikes")
 
     def reader(lo, hi):
         a, b = np.searchsorted(t, lo), np.searchsorted(t, hi)
@@ -197,38 +198,33 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
 
 def run(args) -> int:
     from nfs_synth.aif.learned import LearnedAIF, LearnedOptions, run_on_scene
-    from nfs_synth.errors import CheckpointError
 
-    try:
-        _check_arguments(args)
-        pipeline = LearnedAIF(args.checkpoint, args.device, LearnedOptions(args.candidates, args.grid))
-        if args.scene is not None:
-            from nfs_synth.aif.scene import EvalScene
+    _check_arguments(args)
+    pipeline = LearnedAIF(args.checkpoint, args.device, LearnedOptions(args.candidates, args.grid))
+    if args.scene is not None:
+        from nfs_synth.aif.scene import EvalScene
 
-            out = args.out or args.scene.with_name(f"{args.scene.stem}_f{args.frame}_learned-{pipeline.modality}.png")
-            _check_out(out)
-            with EvalScene(args.scene) as scene:
-                if not 0 <= args.frame < scene.n_frames:
-                    raise ValueError(f"--frame {args.frame} is out of range: {args.scene} has frames "
-                                     f"0 to {scene.n_frames - 1}")
-                _check_grid(args.grid, scene.size)
-                result = run_on_scene(pipeline, scene, args.frame)
-        else:
-            out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
-            _check_out(out)
-            image = _read_image(args.image)
-            _check_grid(args.grid, image.shape[:2])
-            reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
-            t_in = t0 if args.input_time_us is None else args.input_time_us
-            if not t0 <= t_in <= t1:
-                raise ValueError(f"--input-time-us {t_in} is outside the stream, which spans {t0} to {t1} us")
-            result = pipeline.run(image, t_in, (t0, t1), reader, step)
-        _write_image(out, result.image)
-        if args.save_stack:
-            for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
-                _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
-    except (CheckpointError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        out = args.out or args.scene.with_name(f"{args.scene.stem}_f{args.frame}_learned-{pipeline.modality}.png")
+        _check_out(out)
+        with EvalScene(args.scene) as scene:
+            if not 0 <= args.frame < scene.n_frames:
+                raise UsageError(f"--frame {args.frame} is out of range: {args.scene} has frames "
+                                 f"0 to {scene.n_frames - 1}")
+            _check_grid(args.grid, scene.size)
+            result = run_on_scene(pipeline, scene, args.frame)
+    else:
+        out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
+        _check_out(out)
+        image = _read_image(args.image)
+        _check_grid(args.grid, image.shape[:2])
+        reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
+        t_in = t0 if args.input_time_us is None else args.input_time_us
+        if not t0 <= t_in <= t1:
+            raise UsageError(f"--input-time-us {t_in} is outside the stream, which spans {t0} to {t1} us")
+        result = pipeline.run(image, t_in, (t0, t1), reader, step)
+    _write_image(out, result.image)
+    if args.save_stack:
+        for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
+            _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
     print(f"{out} ({len(result.times_us)} refocused images at {result.times_us} us)")
     return 0

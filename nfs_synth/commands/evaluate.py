@@ -7,10 +7,9 @@ options are passed as --option KEY=VALUE (e.g. grid=8, mu=0.5, weight_sigma=3, t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from nfs_synth.errors import EvaluationError, PretrainedWeightsMissing, SceneFileError
+from nfs_synth.errors import UsageError
 
 DEFAULT_METHODS = "input,handcraft-ev,handcraft-sp,uniform-ev,stack-laplacian"
 
@@ -46,19 +45,14 @@ def run(args: argparse.Namespace) -> int:
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            print(f"error: --option expects KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
         options[key.strip()] = value.strip()
     cfg = EvalConfig(
         corpus=args.corpus, out=args.out or args.corpus / f"eval-{args.split}",
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], split=args.split,
         input_frame=args.input_frame, input_index=args.input_index, sweep_count=args.sweep_count,
         convention=args.convention, options=options, figures=not args.no_figures, max_scenes=args.max_scenes)
-    try:
-        summary = run_evaluation(cfg)
-    except (EvaluationError, SceneFileError, PretrainedWeightsMissing, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = run_evaluation(cfg)
     print(markdown_table(summary))
     print(f"results in {cfg.out}")
     return 0

@@ -1,7 +1,6 @@
 """Write a PNG contact sheet per scene: frames across the sweep, the all-in-focus image and depth."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 from nfs_synth.color import srgb_encode, to_uint8
 from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.scene_file import SceneReader
+from nfs_synth.errors import ManifestError, UsageError
 from nfs_synth.run.ledger import existing_corpus
 
 
@@ -50,17 +50,14 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def run(args) -> int:
-    from nfs_synth.errors import usage_error
-
     if args.frames < 1:
-        return usage_error(f"--frames must be at least 1, got {args.frames}")
+        raise UsageError(f"--frames must be at least 1, got {args.frames}")
     if args.corpus.is_file():
         files = [args.corpus]
     else:           # the manifest's files: anything else in scenes/ (exports, copies) is not a scene
         files = [args.corpus / e["file"] for e in existing_corpus(args.corpus)["scenes"] if e["status"] == "complete"]
         if not files:
-            print(f"error: {args.corpus} has no complete scenes", file=sys.stderr)
-            return 1
+            raise ManifestError(f"{args.corpus} has no complete scenes")
     out_dir = args.out or (args.corpus.parent if args.corpus.is_file() else args.corpus) / "preview"
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in files:

@@ -9,7 +9,7 @@ import numpy as np
 from nfs_synth.corpus.atomic import write_text
 from nfs_synth.scene import seeds
 from nfs_synth.scene.recipe import to_json
-from nfs_synth.errors import ManifestError
+from nfs_synth.errors import ManifestError, UsageError
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -53,6 +53,6 @@ def write_manifest(out_dir: str | Path, recipe: dict, entries: dict[int, dict]) 
 
 def scenes_in_split(manifest: dict, split: str) -> list[dict]:
     if split not in SPLITS and split != "all":
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)} or 'all'")
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)} or 'all'")
     return [s for s in manifest["scenes"] if s.get("status") == "complete"
             and (split == "all" or s.get("split") == split)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nfs_synth.errors import LayeredSettingsError
+from nfs_synth.errors import LayeredSettingsError, UsageError
 
 
 def blur_diameter_px(depth_m, focus_m, focal_length_mm: float, f_number: float,
@@ -45,7 +45,7 @@ def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "un
         return near_m + u * (far_m - near_m)
     if schedule == "focus_ring":
         if rng is None:
-            raise ValueError("the focus_ring schedule needs a random generator")
+            raise UsageError("the focus_ring schedule needs a random generator")
         speed = np.ones_like(u)
         for harmonic in range(1, 4):
             amp = jitter * rng.uniform(0.2, 1.0) / harmonic
@@ -54,7 +54,7 @@ def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "un
         u = np.concatenate([[0.0], np.cumsum(0.5 * (speed[1:] + speed[:-1]))])
         u /= u[-1]
     elif schedule != "uniform_diopter":
-        raise ValueError(f"unknown focus schedule {schedule!r}")
+        raise UsageError(f"unknown focus schedule {schedule!r}")
     diopters = 1.0 / near_m + u * (1.0 / far_m - 1.0 / near_m)
     return 1.0 / diopters
 

