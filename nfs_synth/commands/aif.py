@@ -7,8 +7,10 @@ Examples:
 User events: DSEC .h5, text `t x y p` (.txt, integer us, p in {0,1} or {-1,1}) or .npz with arrays t, x, y, p.
 User spikes: a headerless .dat (rows bottom-up unless --no-flip) of the --image's size at --readout-hz.
 Give one of --events/--spikes, the modality of the checkpoints. The image is 8/16-bit sRGB; its size
-must match the sensor's, and --input-time-us must lie within the stream. Writes an sRGB PNG (and the
-refocused stack with --save-stack).
+must match the sensor's. Time zero is the stream's own origin: DSEC's t_offset, t = 0 of a .txt or
+.npz, the start of a .dat's first readout step (as `nfs-synth export` writes them, the first sweep
+frame). --input-time-us (default 0) counts from it and must lie between 0 and the stream's last
+event or step. Writes an sRGB PNG (and the refocused stack with --save-stack).
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ def add_arguments(p) -> None:
     p.add_argument("--image", type=Path, help="user data: the RGB image (PNG, JPEG, TIFF)")
     p.add_argument("--events", type=Path, help="user data: events (.h5 DSEC, .txt, .npz)")
     p.add_argument("--spikes", type=Path, help="user data: spikes (.dat)")
-    p.add_argument("--input-time-us", type=int, help="user data: time of the image in the stream (default: its start)")
+    p.add_argument("--input-time-us", type=int,
+                   help="user data: time of the image, us from the stream's origin (default 0; see above)")
     p.add_argument("--readout-hz", type=float, default=20000.0, help=".dat readout rate (default 20000)")
     p.add_argument("--no-flip", action="store_true", help=".dat rows stored top-down")
     p.add_argument("--candidates", type=int, default=16, help="refocus times probed, at least 1 (default 16)")
@@ -104,8 +107,13 @@ def _read_events(path: Path) -> np.ndarray:
 
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
+        import h5py
+
         from nfs_synth.corpus.events_io import read_events
-        return read_events(path)
+        ev = read_events(path)
+        with h5py.File(path, "r") as f:       # read_events adds t_offset; time zero is the origin itself
+            ev["t"] -= int(f["t_offset"][()]) if "t_offset" in f else 0
+        return ev
     if suffix == ".npz":
         with np.load(path) as z:
             missing = {"t", "x", "y", "p"} - set(z.files)
@@ -178,7 +186,9 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
         if ev["x"].max() >= w or ev["y"].max() >= h:
             raise UsageError(f"{args.events}: events fall outside the {w}x{h} image")
         t = ev["t"]
-        return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (int(t[0]), int(t[-1]))
+        if t[0] < 0:
+            raise StreamFileError(f"{args.events}: events at t = {int(t[0])} us, before the stream's origin")
+        return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (0, int(t[-1]))
     if not args.spikes:
         raise UsageError("these checkpoints are for spikes: give --spikes")
     from nfs_synth.corpus.spike_dat import read_dat
@@ -193,7 +203,8 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
         a, b = np.searchsorted(t, lo), np.searchsorted(t, hi)
         return SpikeStream(stream.packed[a:b], t[a:b], h, w)
 
-    return reader, max(1, int(round(1e6 / args.readout_hz))), (int(t[0]), int(t[-1]))
+    # step n ends at (n + 1) / readout_hz: the first one starts at the origin
+    return reader, max(1, int(round(1e6 / args.readout_hz))), (0, int(t[-1]))
 
 
 def run(args) -> int:
@@ -218,7 +229,7 @@ def run(args) -> int:
         image = _read_image(args.image)
         _check_grid(args.grid, image.shape[:2])
         reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
-        t_in = t0 if args.input_time_us is None else args.input_time_us
+        t_in = 0 if args.input_time_us is None else args.input_time_us
         if not t0 <= t_in <= t1:
             raise UsageError(f"--input-time-us {t_in} is outside the stream, which spans {t0} to {t1} us")
         result = pipeline.run(image, t_in, (t0, t1), reader, step)

@@ -364,14 +364,15 @@ def test_aif_command_rejects_bad_input_and_writes_nothing(corpus, checkpoints, t
     (tmp_path / "ev.txt").write_text("0 1 2 1\n10 3 4\n")
     (tmp_path / "sp.dat").write_bytes(b"")
     (tmp_path / "file").write_text("")
-    t0, t1 = int(events[0]["t"][0]), int(events[0]["t"][-1])
+    t1 = int(events[0]["t"][-1])
     user = ["--image", tmp_path / "in.png", "--events", tmp_path / "ev.npz"]
     cases = [
         ([scene, "--frame", "99"], "--frame 99 is out of range", f"frames 0 to {FRAMES - 1}"),
         (["--image", tmp_path / "big.png", "--events", scene], "is 40x40", "32x32 sensor"),
         (["--image", tmp_path / "big.png", "--events", tmp_path / "ev.npz"], "is 40x40", "32x32 sensor"),
         ([*user, "--spikes", tmp_path / "sp.dat"], "give one of --events/--spikes"),
-        ([*user, "--input-time-us", t1 + 1], f"--input-time-us {t1 + 1}", f"{t0} to {t1} us"),
+        ([*user, "--input-time-us", t1 + 1], f"--input-time-us {t1 + 1}", f"0 to {t1} us"),
+        ([*user, "--input-time-us", -1], "--input-time-us -1", f"0 to {t1} us"),
         ([*user, "--candidates", "0"], "--candidates must be at least 1, got 0"),
         ([*user, "--grid", "0"], "--grid must be at least 1, got 0"),
         ([*user, "--grid", SIZE + 1], f"--grid must be between 1 and {SIZE}"),
@@ -388,3 +389,37 @@ def test_aif_command_rejects_bad_input_and_writes_nothing(corpus, checkpoints, t
     assert not list(scene.parent.glob("*.png"))
     with pytest.raises(ValueError, match="grid must be at least 1"):
         LearnedOptions(grid=0)
+
+
+def test_aif_time_zero_is_the_streams_origin(corpus, checkpoints, tmp_path, capsys):
+    """--input-time-us 0 is the origin of an exported stream (DSEC t_offset, the .dat's first step), not
+    its first event, whatever t_offset is; the refocus times count from there."""
+    import re
+    import shutil
+
+    import cv2
+
+    from nfs_synth.cli import main
+
+    root, events = corpus
+    scene = datasets.corpus_scenes(root)[0]
+    assert events[0]["t"][0] > 0                               # the first event comes after time zero
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((SIZE, SIZE, 3), 128, np.uint8))
+    assert main(["export", "events", str(scene), "--format", "dsec-h5", "--out", str(tmp_path / "ev.h5")]) == 0
+    shutil.copy(tmp_path / "ev.h5", tmp_path / "late.h5")
+    with h5py.File(tmp_path / "late.h5", "r+") as f:
+        f["t_offset"][()] = 7_000_000                         # a recording that started 7 s into its clock
+    assert main(["export", "spikes", str(scene), "--format", "dat", "--out", str(tmp_path / "sp.dat")]) == 0
+    capsys.readouterr()
+    end_us, chosen = FRAMES * 5000, {}
+    for name, modality, stream in [("ev", "events", ["--events", tmp_path / "ev.h5"]),
+                                   ("late", "events", ["--events", tmp_path / "late.h5"]),
+                                   ("sp", "spikes", ["--spikes", tmp_path / "sp.dat", "--readout-hz", 1600])]:
+        ckpt = [a for path in checkpoints[modality] for a in ("--checkpoint", path)]
+        args = ["aif", *ckpt, "--image", tmp_path / "in.png", *stream, "--input-time-us", 0, "--device", "cpu",
+                "--candidates", 3, "--grid", 2, "--out", tmp_path / f"{name}.png"]
+        assert main(list(map(str, args))) == 0, capsys.readouterr().err
+        times = [int(v) for v in re.search(r"at \[([^\]]*)\] us", capsys.readouterr().out)[1].replace(",", " ").split()]
+        assert 0 <= min(times) and max(times) <= end_us, (name, times)
+        chosen[name] = times
+    assert chosen["late"] == chosen["ev"]                      # t_offset moves the clock, not the data
