@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from nfs_synth.color import srgb_encode
 from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
                                            spike_planes, tfp_image)
-from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
+from nfs_synth.corpus.manifest import corpus_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
 from nfs_synth.errors import UsageError
 
@@ -33,9 +33,10 @@ GROUPS = {"events": "events", "spikes": "spikes"}
 
 
 def corpus_scenes(corpus: str | os.PathLike, split: str = "train") -> list[Path]:
-    """Scene files of a split, from the corpus manifest; without a manifest, every scenes/*.h5."""
+    """Scene files of a split, from the corpus manifest and its shard fragments; without either, every
+    scenes/*.h5."""
     corpus = Path(corpus)
-    manifest = read_manifest(corpus)
+    manifest = corpus_manifest(corpus)
     if manifest is not None:
         paths = [corpus / "scenes" / scene_name(s["index"]) for s in scenes_in_split(manifest, split)]
     else:
@@ -53,6 +54,8 @@ class _SceneDataset(Dataset):
             raise UsageError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
         if crop <= 0 or crop % 4:
             raise UsageError(f"crop must be a positive multiple of 4, got {crop}")
+        if isinstance(scenes, (str, os.PathLike)):      # a corpus folder (its train split) or one scene file
+            scenes = corpus_scenes(scenes) if Path(scenes).is_dir() else [scenes]
         self.paths = [Path(p) for p in scenes]
         if not self.paths:
             raise UsageError("no scene files given")

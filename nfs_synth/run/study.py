@@ -25,7 +25,8 @@ import h5py
 from nfs_synth.corpus.atomic import atomic_path
 from nfs_synth.corpus.scene_file import SceneReader, provenance_attrs
 from nfs_synth.errors import RecipeError, SceneFileError
-from nfs_synth.run.ledger import Ledger, corpus_manifest
+from nfs_synth.corpus.manifest import corpus_manifest
+from nfs_synth.run.ledger import Ledger
 from nfs_synth.run.orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
 from nfs_synth.run.pipeline import SensorRig, scene_entry, scene_path
 from nfs_synth.scene.recipe import apply_override, parse_override, to_json, validate

