@@ -21,8 +21,9 @@ from nfs_synth.scene import optics
 from nfs_synth.sensors import dvs, spike_params
 from nfs_synth.sensors.dvs import PARAM_NAMES, TABLE3_RANGES
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RECIPE = REPO_ROOT / "recipes" / "quick.toml"
+# The shipped recipes: recipes/ in a checkout (nfs_synth/recipes links to it), package data when installed.
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+DEFAULT_RECIPE = RECIPES / "quick.toml"
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,15 @@ SCHEMA: dict[str, Any] = {
 # ---------------------------------------------------------------- loading and overrides
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Read a TOML recipe (default: recipes/quick.toml), apply `key.path=value` overrides, validate."""
+    """Read a TOML recipe (default: recipes/quick.toml; a bare name such as `paper` or `paper.toml` that
+    is no file here names a shipped recipe), apply `key.path=value` overrides, validate."""
     path = Path(path) if path is not None else DEFAULT_RECIPE
+    shipped = RECIPES / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if not path.is_file() and path.name == str(path) and shipped.is_file():
+        path = shipped
     if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
+        names = ", ".join(sorted(p.stem for p in RECIPES.glob("*.toml")))
+        raise RecipeError(f"recipe file not found: {path} (shipped recipes: {names})")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
