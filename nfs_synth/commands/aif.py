@@ -4,8 +4,10 @@ Examples:
   nfs-synth aif --checkpoint runs/refocus-ev/last.pt --checkpoint runs/merge-ev/last.pt SCENE.h5 --frame 0
   nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --events sweep.h5 --out aif.png
   nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --spikes sweep.dat --input-time-us 0
-User events: DSEC .h5, text `t x y p` (.txt, integer us, p in {0,1} or {-1,1}) or .npz with arrays t, x, y, p.
-User spikes: a headerless .dat (rows bottom-up unless --no-flip) of the --image's size at --readout-hz.
+User events: DSEC .h5, .npz with arrays t, x, y, p (as `nfs-synth export` writes it) or text `t x y p`
+(.txt; t in integer us or float seconds, see --time-unit; p 1 = ON, 0 or -1 = OFF; sorted by t; an
+optional `width height` first line). User spikes: a headerless .dat (rows bottom-up unless --no-flip) of
+the --image's size at --readout-hz, or the .npz of `nfs-synth export spikes --format npz`.
 Give one of --events/--spikes, the modality of the checkpoints. The image is 8/16-bit sRGB; its size
 must match the sensor's. Time zero is the stream's own origin: DSEC's t_offset, t = 0 of a .txt or
 .npz, the start of a .dat's first readout step (as `nfs-synth export` writes them, the first sweep
@@ -32,10 +34,14 @@ def add_arguments(p) -> None:
     p.add_argument("--frame", type=int, default=0, help="scene file: index of the input frame (default 0)")
     p.add_argument("--image", type=Path, help="user data: the RGB image (PNG, JPEG, TIFF)")
     p.add_argument("--events", type=Path, help="user data: events (.h5 DSEC, .txt, .npz)")
-    p.add_argument("--spikes", type=Path, help="user data: spikes (.dat)")
+    p.add_argument("--spikes", type=Path, help="user data: spikes (.dat, .npz)")
+    p.add_argument("--time-unit", choices=("auto", "us", "s"), default="auto",
+                   help=".txt events: times in us or float seconds (ESIM, v2e, rpg); auto (default): seconds "
+                        "when any time has a fractional part")
     p.add_argument("--input-time-us", type=int,
                    help="user data: time of the image, us from the stream's origin (default 0; see above)")
-    p.add_argument("--readout-hz", type=float, default=20000.0, help=".dat readout rate (default 20000)")
+    p.add_argument("--readout-hz", type=float, default=20000.0,
+                   help=".dat readout rate (default 20000; an .npz records its own)")
     p.add_argument("--no-flip", action="store_true", help=".dat rows stored top-down")
     p.add_argument("--candidates", type=int, default=16, help="refocus times probed, at least 1 (default 16)")
     p.add_argument("--grid", type=int, default=4,
@@ -62,8 +68,8 @@ def _check_arguments(args) -> None:
                        ("--spikes", args.spikes)):
         if path is not None and not path.is_file():
             raise UsageError(f"{flag} {path}: no such file")
-    if args.spikes and args.spikes.suffix.lower() != ".dat":
-        raise UsageError(f"--spikes {args.spikes}: expected a .dat file")
+    if args.spikes and args.spikes.suffix.lower() not in (".dat", ".npz"):
+        raise UsageError(f"--spikes {args.spikes}: expected a .dat or .npz file")
 
 
 def _check_out(out: Path) -> None:
@@ -102,85 +108,19 @@ def _write_image(path: Path, srgb: np.ndarray) -> None:
         raise OSError(f"cannot write {path}")
 
 
-def _read_events(path: Path) -> np.ndarray:
-    from nfs_synth.sensors.dvs import EVENT_DTYPE
-
-    suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        import h5py
-
-        from nfs_synth.corpus.events_io import read_events
-        ev = read_events(path)
-        with h5py.File(path, "r") as f:       # read_events adds t_offset; time zero is the origin itself
-            ev["t"] -= int(f["t_offset"][()]) if "t_offset" in f else 0
-        return ev
-    if suffix == ".npz":
-        with np.load(path) as z:
-            missing = {"t", "x", "y", "p"} - set(z.files)
-            if missing:
-                raise StreamFileError(f"{path}: .npz lacks arrays {sorted(missing)}")
-            cols = [z[k] for k in "txyp"]
-    elif suffix == ".txt":
-        try:
-            table = np.loadtxt(path, ndmin=2)
-        except ValueError:  # numpy's message names neither the file nor the line
-            raise StreamFileError(f"{path}: {_bad_line(path)}") from None
-        if table.shape[1] < 4:
-            raise StreamFileError(f"{path}: expected 4 columns `t x y p`, found {table.shape[1]}")
-        cols = list(table[:, :4].T)
-    else:
-        raise UsageError(f"{path}: unknown event format {suffix!r} (use .h5, .txt or .npz)")
-    ev = np.empty(len(cols[0]), EVENT_DTYPE)
-    ev["t"], ev["x"], ev["y"], ev["p"] = cols[0], cols[1], cols[2], np.asarray(cols[3]) > 0
-    return ev[np.argsort(ev["t"], kind="stable")]
-
-
-def _bad_line(path: Path) -> str:
-    """Where and why a text event file is not a table of numbers."""
-    columns = None
-    with open(path, errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            fields = line.split("#")[0].split()
-            if not fields:
-                continue
-            try:
-                [float(v) for v in fields]
-            except ValueError:
-                return f"line {n} is not numbers `t x y p`: {line.strip()[:80]!r}"
-            if columns is not None and len(fields) != columns:
-                return f"line {n} has {len(fields)} columns, the lines before it {columns} (expected `t x y p`)"
-            columns = len(fields)
-    return "not a table of numbers `t x y p`"
-
-
-def _sensor_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) recorded in a .h5 or .npz event file (as `nfs-synth export` writes them), else None."""
-    suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            group = f.get("events")
-            if group is not None and "height" in group and "width" in group:
-                return int(group["height"][()]), int(group["width"][()])
-    elif suffix == ".npz":
-        with np.load(path) as z:
-            if "height" in z.files and "width" in z.files:
-                return int(z["height"]), int(z["width"])
-    return None
-
-
 def _user_stream(args, modality: str, shape: tuple[int, int]):
-    """(reader, step_us, (t0, t1)) over the user's stream file."""
+    """(reader, step_us, (0, t_end)) over the user's stream file, in us from its origin."""
+    from nfs_synth.corpus.user_streams import read_user_events, read_user_spikes
+    from nfs_synth.sensors.spikes import SpikeStream
+
     h, w = shape
     if modality == "events":
         if not args.events:
             raise UsageError("these checkpoints are for events: give --events")
-        sensor = _sensor_size(args.events)
+        ev, sensor = read_user_events(args.events, args.time_unit)
         if sensor is not None and sensor != (h, w):
             raise UsageError(f"--image {args.image} is {w}x{h} but --events {args.events} is from a "
                              f"{sensor[1]}x{sensor[0]} sensor: the sizes must match")
-        ev = _read_events(args.events)
         if ev.size == 0:
             raise StreamFileError(f"{args.events}: no events")
         if ev["x"].max() >= w or ev["y"].max() >= h:
@@ -191,10 +131,7 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
         return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (0, int(t[-1]))
     if not args.spikes:
         raise UsageError("these checkpoints are for spikes: give --spikes")
-    from nfs_synth.corpus.spike_dat import read_dat
-    from nfs_synth.sensors.spikes import SpikeStream
-
-    stream = read_dat(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
+    stream, readout_hz = read_user_spikes(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
     t = stream.t_us
     if t.size == 0:
         raise StreamFileError(f"{args.spikes}: no spikes")
@@ -204,7 +141,7 @@ def _user_stream(args, modality: str, shape: tuple[int, int]):
         return SpikeStream(stream.packed[a:b], t[a:b], h, w)
 
     # step n ends at (n + 1) / readout_hz: the first one starts at the origin
-    return reader, max(1, int(round(1e6 / args.readout_hz))), (0, int(t[-1]))
+    return reader, max(1, int(round(1e6 / readout_hz))), (0, int(t[-1]))
 
 
 def run(args) -> int:

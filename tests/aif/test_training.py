@@ -410,11 +410,13 @@ def test_aif_time_zero_is_the_streams_origin(corpus, checkpoints, tmp_path, caps
     with h5py.File(tmp_path / "late.h5", "r+") as f:
         f["t_offset"][()] = 7_000_000                         # a recording that started 7 s into its clock
     assert main(["export", "spikes", str(scene), "--format", "dat", "--out", str(tmp_path / "sp.dat")]) == 0
+    assert main(["export", "spikes", str(scene), "--format", "npz", "--out", str(tmp_path / "sp.npz")]) == 0
     capsys.readouterr()
     end_us, chosen = FRAMES * 5000, {}
     for name, modality, stream in [("ev", "events", ["--events", tmp_path / "ev.h5"]),
                                    ("late", "events", ["--events", tmp_path / "late.h5"]),
-                                   ("sp", "spikes", ["--spikes", tmp_path / "sp.dat", "--readout-hz", 1600])]:
+                                   ("sp", "spikes", ["--spikes", tmp_path / "sp.dat", "--readout-hz", 1600]),
+                                   ("spnpz", "spikes", ["--spikes", tmp_path / "sp.npz"])]:      # its own rate
         ckpt = [a for path in checkpoints[modality] for a in ("--checkpoint", path)]
         args = ["aif", *ckpt, "--image", tmp_path / "in.png", *stream, "--input-time-us", 0, "--device", "cpu",
                 "--candidates", 3, "--grid", 2, "--out", tmp_path / f"{name}.png"]
