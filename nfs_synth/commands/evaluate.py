@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nfs_synth.errors import UsageError
+from nfs_synth.errors import SceneFileError, UsageError
 
 DEFAULT_METHODS = "input,handcraft-ev,handcraft-sp,uniform-ev,stack-laplacian"
 
@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="method option (repeatable); an unknown KEY is an error that lists the known ones")
     parser.add_argument("--max-scenes", type=int, default=0, help="evaluate only the first N scenes (0 = all)")
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                        help="a scene file that cannot be read: name it and go on (skip, the default) or stop "
+                             "there; either way the rows computed are in metrics.csv and the status is 1")
     parser.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
 
 
@@ -51,8 +54,13 @@ def run(args: argparse.Namespace) -> int:
         corpus=args.corpus, out=args.out or args.corpus / f"eval-{args.split}",
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], split=args.split,
         input_frame=args.input_frame, input_index=args.input_index, sweep_count=args.sweep_count,
-        convention=args.convention, options=options, figures=not args.no_figures, max_scenes=args.max_scenes)
+        convention=args.convention, options=options, figures=not args.no_figures, max_scenes=args.max_scenes,
+        on_error=args.on_error)
     summary = run_evaluation(cfg)
     print(markdown_table(summary))
     print(f"results in {cfg.out}")
+    if summary["skipped"]:
+        raise SceneFileError(f"{len(summary['skipped'])} scene file(s) could not be read: "
+                             + ", ".join(s["file"] for s in summary["skipped"])
+                             + (" (the run stopped there: --on-error stop)" if args.on_error == "stop" else ""))
     return 0

@@ -117,12 +117,19 @@ def test_bad_requests_fail_clearly(corpus, tmp_path, capsys):
     shutil.copytree(corpus, broken)
     with h5py.File(broken / "scenes" / "scene_00002.h5", "r+") as f:
         del f["events"]
-    assert cli.main(["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(tmp_path / "b")]) == 1
-    assert "scene_00002.h5: no events stored" in capsys.readouterr().err
-    (broken / "scenes" / "scene_00000.h5").write_bytes(b"not an hdf5 file")
-    assert cli.main(["evaluate", str(broken), "--methods", "input", "--out", str(tmp_path / "b")]) == 1
-    assert "scene_00000.h5" in capsys.readouterr().err
-    assert not (tmp_path / "b" / "metrics.csv").exists()
+    (broken / "scenes" / "scene_00003.h5").write_bytes(b"not an hdf5 file")
+    # bad scene files are named and skipped (or stop the run); the rows computed are kept either way
+    for policy, kept in (("skip", [0]), ("stop", [0])):
+        out = tmp_path / policy
+        args = ["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(out), "--on-error", policy]
+        assert cli.main(args) == 1
+        captured = capsys.readouterr()
+        assert "scene_00002.h5: no events stored" in captured.out
+        assert captured.err.count("\n") == 1 and "could not be read: scenes/scene_00002.h5" in captured.err
+        assert ("scenes/scene_00003.h5" in captured.err) == (policy == "skip")
+        assert sorted({int(r["scene_index"]) for r in _rows(out)}) == kept
+        skipped = json.loads((out / "summary.json").read_text())["skipped"]
+        assert [e["index"] for e in skipped] == ([2, 3] if policy == "skip" else [2])
 
 
 def test_registry_hook():
