@@ -85,6 +85,12 @@ class PerceptualWeightsError(FileNotFoundError):
     """The configured perceptual-loss weights are missing or unusable."""
 
 
+# What reading a damaged or incomplete scene file raises (h5py: OSError for a bad file or chunk, KeyError
+# for a missing dataset): what `evaluate`, `train` and `preview` skip or stop at (--on-error).
+SCENE_FILE_ERRORS = (DataError, OSError, KeyError)
+ON_ERROR = ("skip", "stop")
+
+
 def report(err: Exception) -> int:
     """The one mapping from an error to the command line's status, one `error: ...` line on stderr and
     no traceback: 2 for a UsageError, 1 for a DataError or an OSError (named by its file)."""

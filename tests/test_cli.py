@@ -121,3 +121,14 @@ def test_a_wheel_install_runs_the_default_recipe_through_nfs_synth_generate(refe
     made = json.loads((out / "manifest.json").read_text())["scenes"][0]
     reference_entry = json.loads((reference[0] / "manifest.json").read_text())["scenes"][0]
     assert made["sha256"] == reference_entry["sha256"]
+
+
+def test_preview_names_a_bad_scene_file_and_keeps_going(reference_copy, tmp_path, capsys):
+    (reference_copy / "scenes" / "scene_00001.h5").write_bytes(b"not hdf5")
+    for policy, made in (("skip", [0, 2, 3]), ("stop", [0])):
+        out = tmp_path / policy
+        assert main(["preview", str(reference_copy), "--frames", "2", "--out", str(out), "--on-error", policy]) == 1
+        err = capsys.readouterr().err
+        assert "scene_00001.h5: not a readable HDF5 file" in err
+        assert err.splitlines()[-1] == "error: 1 scene file(s) could not be read: scene_00001.h5"
+        assert sorted(p.name for p in out.iterdir()) == [f"scene_{i:05d}.png" for i in made]

