@@ -27,7 +27,7 @@ from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_le
                                            spike_planes, tfp_image)
 from nfs_synth.corpus.manifest import corpus_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
-from nfs_synth.errors import UsageError
+from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, SceneFileError, UsageError
 
 GROUPS = {"events": "events", "spikes": "spikes"}
 
@@ -44,6 +44,34 @@ def corpus_scenes(corpus: str | os.PathLike, split: str = "train") -> list[Path]
     if not paths:
         raise FileNotFoundError(f"no complete scene files for split {split!r} under {corpus}")
     return paths
+
+
+def _require(path: Path, h5: h5py.File, modality: str) -> None:
+    for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[modality]):
+        if name not in h5:
+            raise SceneFileError(f"{path}: no '{name}' in the scene file; the {modality} stage needs it")
+
+
+def usable_scenes(paths, modality: str, on_error: str = "stop", log=print) -> list[Path]:
+    """The scene files that open and hold what the `modality` stage needs. One that does not is named
+    and left out (on_error "skip") or raises SceneFileError ("stop")."""
+    if on_error not in ON_ERROR:
+        raise UsageError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    good = []
+    for path in map(Path, paths):
+        try:
+            with h5py.File(path, "r") as h5:
+                _require(path, h5, modality)
+        except SCENE_FILE_ERRORS as err:
+            message = str(err) if isinstance(err, SceneFileError) else f"{path}: {err}"
+            if on_error == "stop":
+                raise SceneFileError(message) from None
+            log(f"{message}; skipped")
+            continue
+        good.append(path)
+    if not good:
+        raise SceneFileError(f"none of the {len(paths)} scene files can be used")
+    return good
 
 
 class _SceneDataset(Dataset):
@@ -71,9 +99,7 @@ class _SceneDataset(Dataset):
         self._pid = os.getpid()
 
     def _validate(self, path: Path, h5: h5py.File) -> None:
-        for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[self.modality]):
-            if name not in h5:
-                raise UsageError(f"{path}: no '{name}' in the scene file; the {self.modality} stage needs it")
+        _require(path, h5, self.modality)
         t, h, w, _ = h5["frames"].shape
         if t < 2 or min(h, w) < self.crop:
             raise UsageError(f"{path}: {t} frames of {h}x{w}; need at least 2 frames of at least the "

@@ -58,6 +58,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     amp: str = "auto"               # "auto" | "off" | "bf16" | "fp16"
+    on_error: str = "skip"          # a scene file that cannot be used: "skip" (named) or "stop"
 
 
 def lr_at(epoch: int, epochs: int, base_lr: float) -> float:
@@ -189,10 +190,10 @@ def _check_crop(scenes: list[Path], crop: int) -> None:
                          f"with N a multiple of 4 of at most {min(h, w)}")
 
 
-def make_dataset(cfg: TrainConfig, split: str = "train"):
-    from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes
+def make_dataset(cfg: TrainConfig, split: str = "train", log=print):
+    from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes, usable_scenes
 
-    scenes = corpus_scenes(cfg.corpus, split)
+    scenes = usable_scenes(corpus_scenes(cfg.corpus, split), cfg.modality, cfg.on_error, log)
     _check_crop(scenes, cfg.crop)
     common = dict(modality=cfg.modality, crop=cfg.crop, samples_per_scene=cfg.samples_per_scene, seed=cfg.seed)
     if cfg.stage == "refocus":
@@ -239,7 +240,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
     loss_fn = Eq17Loss(PerceptualLoss(cfg.perceptual, cfg.vgg19_weights), cfg.perceptual_weight,
                        cfg.mse_weight).to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    dataset = dataset if dataset is not None else make_dataset(cfg)
+    dataset = dataset if dataset is not None else make_dataset(cfg, log=log)
     log(f"{cfg.stage}/{cfg.modality}: {count_parameters(model):,} parameters, {len(dataset)} samples/epoch, "
         f"device {device}, autocast {amp_dtype or 'off'}, epochs {start}..{cfg.epochs}")
     out.mkdir(parents=True, exist_ok=True)  # only once the run's settings and data are known to be good

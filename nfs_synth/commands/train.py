@@ -15,7 +15,7 @@ import math
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
 from nfs_synth.aif.train import RUN_DEFINING, TrainConfig
-from nfs_synth.errors import UsageError
+from nfs_synth.errors import ON_ERROR, UsageError
 
 # run-defining options: None means "the default" for a new run and "the checkpoint's" on --resume
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                   help="a scene file that cannot be read or lacks the modality: name it and train on the "
+                        "others (skip, the default) or stop")
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
                    help="autocast (auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16)")
 
@@ -87,7 +90,7 @@ def run(args) -> int:
         fixed = {k: _DEFAULTS[k] if v is None else v for k, v in fixed.items()}
     cfg = TrainConfig(stage=args.stage, modality=args.modality, corpus=args.corpus, out=args.out,
                       refocus_checkpoint=args.refocus_checkpoint, vgg19_weights=args.vgg19_weights,
-                      workers=args.workers, device=args.device, amp=args.amp, **fixed)
+                      workers=args.workers, device=args.device, amp=args.amp, on_error=args.on_error, **fixed)
     _check_arguments(args)
     path = train(cfg, resume=args.resume)
     print(f"checkpoint: {path}")

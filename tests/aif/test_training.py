@@ -425,3 +425,24 @@ def test_aif_time_zero_is_the_streams_origin(corpus, checkpoints, tmp_path, caps
         assert 0 <= min(times) and max(times) <= end_us, (name, times)
         chosen[name] = times
     assert chosen["late"] == chosen["ev"]                      # t_offset moves the clock, not the data
+
+
+def test_train_skips_a_bad_scene_file_or_stops_at_it(corpus, tmp_path, capsys):
+    import shutil
+
+    root, _ = corpus
+    damaged = tmp_path / "corpus"
+    shutil.copytree(root, damaged)
+    (damaged / "scenes" / "scene_00002.h5").write_bytes(b"not hdf5")
+    with h5py.File(damaged / "scenes" / "scene_00003.h5", "w") as h5:      # opens, but holds no sweep
+        h5["frames"] = np.zeros((2, 32, 32, 3), np.float16)
+    quick = ["--crop", "16", "--epochs", "1", "--samples-per-scene", "1", "--batch-size", "1"]
+    assert _train_cli(damaged, tmp_path / "stop", *quick, "--on-error", "stop") == 1
+    err = capsys.readouterr().err
+    assert "scene_00002.h5: " in err and "file signature not found" in err
+    assert not (tmp_path / "stop").exists()
+    assert _train_cli(damaged, tmp_path / "skip", *quick) == 0
+    out = capsys.readouterr().out
+    assert "scene_00002.h5: " in out and "skipped" in out
+    assert "scene_00003.h5: no 'timestamps_us' in the scene file; the events stage needs it; skipped" in out
+    assert "2 samples/epoch" in out                            # the two good scenes, one sample each
