@@ -103,9 +103,13 @@ def _read_image(path: Path) -> np.ndarray:
 def _write_image(path: Path, srgb: np.ndarray) -> None:
     import cv2
 
+    from nfs_synth.corpus.atomic import write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.rint(srgb[..., ::-1].clip(0, 1) * 255).astype(np.uint8)):
-        raise OSError(f"cannot write {path}")
+    ok, png = cv2.imencode(path.suffix, np.rint(srgb[..., ::-1].clip(0, 1) * 255).astype(np.uint8))
+    if not ok:                                                     # OpenCV does not raise
+        raise OSError(f"cannot encode {path}")
+    write_bytes(path, png.tobytes())
 
 
 def _user_stream(args, modality: str, shape: tuple[int, int]):
