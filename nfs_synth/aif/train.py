@@ -207,6 +207,9 @@ def make_dataset(cfg: TrainConfig, split: str = "train", log=print):
 
 
 def _resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
+    if Path(saved["corpus"]).resolve() != Path(cfg.corpus).resolve():   # stored resolved since it is given
+        raise UsageError(f"cannot resume: the run was started with --corpus {saved['corpus']}, now --corpus "
+                         f"{cfg.corpus}; start a new run directory to train on another corpus")
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     saved = {name: saved.get(name, defaults[name]) for name in RUN_DEFINING}  # runs older than a field keep its default
     for name in RUN_DEFINING:
@@ -227,6 +230,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
         cfg = _resumed_config(cfg, payload["config"])
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run or choose another --out")
+    cfg = dataclasses.replace(cfg, corpus=str(Path(cfg.corpus).resolve()))   # what a resume compares
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
     torch.manual_seed(cfg.seed)

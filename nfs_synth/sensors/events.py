@@ -101,7 +101,8 @@ def from_recipe(section: dict, seed_seq: np.random.SeedSequence, height: int,
     else:
         base = resolve_params(preset)
     params = dataclasses.replace(base, **overrides)
-    sim = EventSimulator(height, width, params, np.random.default_rng(_child(seed_seq, 1)), **options)
+    # rgb_to_gray's frames are on 0..255: scale=1 states it (a dark scene is no [0, 1] mistake)
+    sim = EventSimulator(height, width, params, np.random.default_rng(_child(seed_seq, 1)), scale=1.0, **options)
     attrs = {
         "model": MODEL,
         "model_version": MODEL_VERSION,

@@ -446,3 +446,18 @@ def test_train_skips_a_bad_scene_file_or_stops_at_it(corpus, tmp_path, capsys):
     assert "scene_00002.h5: " in out and "skipped" in out
     assert "scene_00003.h5: no 'timestamps_us' in the scene file; the events stage needs it; skipped" in out
     assert "2 samples/epoch" in out                            # the two good scenes, one sample each
+
+
+def test_resume_on_another_corpus_is_refused_like_another_epochs(corpus, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root, _ = corpus
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    quick = ["--crop", "16", "--epochs", "1", "--samples-per-scene", "1", "--batch-size", "1"]
+    assert _train_cli(root, tmp_path / "run", *quick) == 0
+    assert _train_cli(other, tmp_path / "run", "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume: the run was started with --corpus {root}, now --corpus {other}" in err
+    monkeypatch.chdir(root.parent)                              # the same corpus named another way
+    assert _train_cli(root.name, tmp_path / "run", "--resume") == 0
