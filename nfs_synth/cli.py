@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 
-from nfs_synth.errors import ManifestError, RecipeError, SceneFileError, TextureError, failure, usage_error
-from nfs_synth.scene.recipe import DEFAULT_RECIPE, load_recipe
+from nfs_synth import __version__
+from nfs_synth.errors import DataError, UsageError, report
 
 COMMANDS = {
+    "generate": "make a corpus from a recipe (the same as generate.py)",
     "preview": "contact sheets of a corpus (PNG per scene)",
     "export": "export a scene's events or spikes to other formats",
     "info": "table of a corpus: scenes, frames, events, spikes, bytes",
@@ -25,68 +25,34 @@ COMMANDS = {
 }
 
 
-def generate_parser() -> argparse.ArgumentParser:
-    from nfs_synth.run.workers import add_pool_arguments
-
-    p = argparse.ArgumentParser(prog="generate.py", description="Render focal sweeps and simulate "
-                                "event and spike streams into one HDF5 file per scene.")
-    p.add_argument("recipe", nargs="?", default=str(DEFAULT_RECIPE), help="TOML recipe (default: %(default)s)")
-    p.add_argument("--out", required=True, help="corpus folder (scenes/, manifest.json)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set sweep.frames=48 (repeatable)")
-    p.add_argument("--scenes", metavar="START:STOP", help="only scenes START..STOP-1 (job arrays)")
-    p.add_argument("--shard", metavar="I/N", help="only block I (0-based) of N equal blocks (job arrays)")
-    add_pool_arguments(p)
-    return p
-
-
 def generate_main(argv: list[str]) -> int:
-    from nfs_synth.run.ledger import check_recipe
-    from nfs_synth.run.orchestrate import generate_corpus, select_scenes
-    from nfs_synth.run.workers import check_pool_arguments, open_pool, policy_for
+    """`python generate.py ...`: the `generate` subcommand under the script's own name."""
+    return _run_command("generate", argv, prog="generate.py")
 
-    args = generate_parser().parse_args(argv)
-    try:            # every check that can fail comes before anything is started or created
-        recipe = load_recipe(args.recipe, args.overrides)
-        from nfs_synth.scene.textures import catalog
 
-        catalog(recipe["textures"])
-        scenes = select_scenes(recipe["corpus"]["scenes"], args.scenes, args.shard)
-        check_pool_arguments(args)
-        check_recipe(args.out, recipe)
-        pool = open_pool(args)
-    except (ValueError, TextureError) as err:     # RecipeError, SelectionError, PoolError, bad JSON
-        return usage_error(str(err))
+def _reported(run, args) -> int:
+    """The one place errors become exit statuses: UsageError 2, DataError and OSError 1 (errors.py)."""
     try:
-        with pool:
-            manifest = generate_corpus(recipe, Path(args.out), scenes=scenes, pool=pool,
-                                       policy=policy_for(args, pool, recipe["render"]["threads"]),
-                                       progress=not args.no_progress)
-    except OSError as err:          # --out is a file or not writable, the disk is full
-        return failure(err)
-    mine = [s for s in manifest["scenes"] if s["index"] in scenes]
-    failed = [s["index"] for s in mine if s["status"] != "complete"]
-    print(f"{len(mine) - len(failed)} of {len(scenes)} scenes complete in {args.out}"
-          + (f"; failed scenes: {', '.join(map(str, failed))} (errors in manifest.json)" if failed else ""))
-    return 1 if failed else 0
+        return int(run(args) or 0)
+    except (UsageError, DataError, OSError) as err:
+        return report(err)
+
+
+def _run_command(name: str, argv: list[str], prog: str) -> int:
+    module = importlib.import_module(f"nfs_synth.commands.{name}")
+    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
+    module.add_arguments(parser)
+    return _reported(module.run, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     top = argparse.ArgumentParser(prog="nfs-synth", description="nfs_synth: neuromorphic focal-stack toolkit")
+    top.add_argument("--version", action="version", version=f"nfs-synth {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     if not argv or argv[0] not in COMMANDS:
         top.parse_args(argv or ["--help"])
         return 2
-    module = importlib.import_module(f"nfs_synth.commands.{argv[0]}")
-    parser = argparse.ArgumentParser(prog=f"nfs-synth {argv[0]}", description=module.__doc__)
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    except (RecipeError, TextureError) as err:
-        return usage_error(str(err))
-    except (OSError, SceneFileError, ManifestError) as err:
-        return failure(err)
+    return _run_command(argv[0], argv[1:], prog=f"nfs-synth {argv[0]}")

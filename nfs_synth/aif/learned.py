@@ -25,6 +25,7 @@ from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_le
                                            spike_planes, tfp_image)
 from nfs_synth.aif.search import patch_grid
 from nfs_synth.color import REC709_WEIGHTS
+from nfs_synth.errors import UsageError
 
 _LUMA = torch.tensor(REC709_WEIGHTS).view(1, 3, 1, 1)
 
@@ -38,7 +39,7 @@ class LearnedOptions:
     def __post_init__(self):
         for name in ("candidates", "grid", "batch"):
             if getattr(self, name) < 1:
-                raise ValueError(f"learned-method option {name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"learned-method option {name} must be at least 1, got {getattr(self, name)}")
 
 
 class LearnedAIF:
@@ -52,13 +53,13 @@ class LearnedAIF:
         for path in checkpoints:
             model, cfg = load_model(path, self.device)
             if cfg["stage"] in nets:
-                raise ValueError(f"two {cfg['stage']} checkpoints given; need one refocus and one merge")
+                raise UsageError(f"two {cfg['stage']} checkpoints given; need one refocus and one merge")
             nets[cfg["stage"]] = (model, cfg)
         if set(nets) != {"refocus", "merge"}:
-            raise ValueError(f"need one refocus and one merge checkpoint, got stages {sorted(nets)}")
+            raise UsageError(f"need one refocus and one merge checkpoint, got stages {sorted(nets)}")
         (self.refocus, rcfg), (self.merge, mcfg) = nets["refocus"], nets["merge"]
         if rcfg["modality"] != mcfg["modality"]:
-            raise ValueError(f"refocus net is for {rcfg['modality']}, merge net for {mcfg['modality']}")
+            raise UsageError(f"refocus net is for {rcfg['modality']}, merge net for {mcfg['modality']}")
         self.modality, self.options = rcfg["modality"], options
 
     @torch.no_grad()
@@ -68,10 +69,10 @@ class LearnedAIF:
         [sweep_us[0], sweep_us[1]] and a stream reader (see the module docstring)."""
         image = np.asarray(image, np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) image, got {image.shape}")
+            raise UsageError(f"expected an (H, W, 3) image, got {image.shape}")
         t0, t1 = int(sweep_us[0]), int(sweep_us[1])
         if t1 <= t0:
-            raise ValueError(f"empty sweep interval {sweep_us}")
+            raise UsageError(f"empty sweep interval {sweep_us}")
         h, w = image.shape[:2]
         times = np.unique(np.linspace(t0, t1, self.options.candidates).round().astype(np.int64))
         events = read_stream(t0, t1 + 1) if self.modality == "events" else None
@@ -155,13 +156,13 @@ def _method(modality: str):
     def method(scene, input_index: int, options: dict) -> np.ndarray:
         name = CHECKPOINT_OPTION[modality]
         if not options.get(name):
-            raise ValueError(f"learned method needs its two checkpoints: --options "
+            raise UsageError(f"learned method needs its two checkpoints: --options "
                              f"{name}=REFOCUS.pt;MERGE.pt (trained with `nfs-synth train`)")
         opts = LearnedOptions(**{k: int(options[f"learned_{k}"]) for k in ("candidates", "grid", "batch")
                                  if f"learned_{k}" in options})
         pipeline = _pipeline(tuple(str(options[name]).split(";")), str(options.get("learned_device", "auto")), opts)
         if pipeline.modality != modality:
-            raise ValueError(f"{name} checkpoints are for {pipeline.modality}, not {modality}")
+            raise UsageError(f"{name} checkpoints are for {pipeline.modality}, not {modality}")
         return run_on_scene(pipeline, scene, input_index).image.astype(np.float32)
     return method
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfs_synth.aif.pretrained import load_backbone
-from nfs_synth.errors import PerceptualWeightsError
+from nfs_synth.errors import PerceptualWeightsError, UsageError
 
 VGG19_ENV = "NFS_SYNTH_VGG19_WEIGHTS"
 BACKBONES = ("vgg19", "vgg16", "random-for-tests")
@@ -65,7 +65,7 @@ class PerceptualLoss(nn.Module):
     def __init__(self, backbone: str = "vgg16", weights_path: str | os.PathLike | None = None):
         super().__init__()
         if backbone not in BACKBONES:
-            raise ValueError(f"perceptual backbone must be one of {BACKBONES}, got {backbone!r}")
+            raise UsageError(f"perceptual backbone must be one of {BACKBONES}, got {backbone!r}")
         self.backbone = backbone
         arch = "vgg19" if backbone == "vgg19" else "vgg16"
         self.blocks = _BLOCKS[arch]
@@ -106,7 +106,7 @@ class Eq17Loss(nn.Module):
     def __init__(self, perceptual: PerceptualLoss, alpha: float = 0.5, beta: float = 200.0):
         super().__init__()
         if not (alpha >= 0 and beta >= 0 and alpha + beta > 0):
-            raise ValueError(f"Eq. 17 weights must be >= 0 and not both 0, got perceptual {alpha}, mse {beta}")
+            raise UsageError(f"Eq. 17 weights must be >= 0 and not both 0, got perceptual {alpha}, mse {beta}")
         self.perceptual, self.alpha, self.beta = perceptual, alpha, beta
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

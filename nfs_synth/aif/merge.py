@@ -13,6 +13,7 @@ from scipy import ndimage
 from scipy.special import logsumexp
 
 from nfs_synth.aif.streams import EventStack, SpikeStack
+from nfs_synth.errors import UsageError
 
 
 def normalise_weights(scores: np.ndarray, sharpness: float = 1.0, floor: float = 1e-12) -> np.ndarray:
@@ -23,7 +24,7 @@ def normalise_weights(scores: np.ndarray, sharpness: float = 1.0, floor: float =
     """
     s = np.asarray(scores, dtype=np.float64)
     if np.any(s < 0):
-        raise ValueError("focus scores must be non-negative")
+        raise UsageError("focus scores must be non-negative")
     log_s = sharpness * np.log(s + floor)
     return np.exp(log_s - logsumexp(log_s, axis=0, keepdims=True)).astype(np.float32)
 

@@ -20,6 +20,7 @@ import numpy as np
 from nfs_synth.aif.handcraft import HandcraftOptions, handcraft_events, handcraft_spikes
 from nfs_synth.aif.merge import laplacian_energy_fusion, laplacian_pyramid_fusion
 from nfs_synth.aif.scene import EvalScene
+from nfs_synth.errors import UsageError
 
 Method = Callable[[EvalScene, int, dict], np.ndarray]
 
@@ -34,9 +35,9 @@ _plugins_loaded = False
 def register_method(name: str, fn: Method, *, replace: bool = False, options=()) -> None:
     """Make ``fn`` available to ``nfs-synth evaluate --methods NAME``; ``options``: the keys it reads."""
     if not name or "," in name or name.strip() != name:
-        raise ValueError(f"invalid method name {name!r}")
+        raise UsageError(f"invalid method name {name!r}")
     if name in _METHODS and not replace:
-        raise ValueError(f"method {name!r} is already registered")
+        raise UsageError(f"method {name!r} is already registered")
     _METHODS[name] = fn
     _OPTIONS[name] = frozenset(options)
 
@@ -85,7 +86,7 @@ def _parse(key: str, raw, default):
             return tuple(float(v) for v in raw.split(";"))
         return type(default)(raw)
     except (KeyError, ValueError):
-        raise ValueError(f"option {key}={raw!r}: expected a {type(default).__name__} like {default!r}") from None
+        raise UsageError(f"option {key}={raw!r}: expected a {type(default).__name__} like {default!r}") from None
 
 
 def handcraft_options(options: dict, **fixed) -> HandcraftOptions:

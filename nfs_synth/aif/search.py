@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from nfs_synth.errors import UsageError
 
 GOLDEN = (1.0 + 5.0**0.5) / 2.0
 
@@ -17,9 +18,9 @@ def golden_section_max(f: Callable[[float], float], lo: float, hi: float, tol: f
     point of the previous iteration, so it is reused (same result, one evaluation per step).
     """
     if not hi > lo:
-        raise ValueError(f"empty search interval [{lo}, {hi}]")
+        raise UsageError(f"empty search interval [{lo}, {hi}]")
     if tol <= 0:
-        raise ValueError("the tolerance mu must be positive")
+        raise UsageError("the tolerance mu must be positive")
     left, right = float(lo), float(hi)
     t1, t2 = right - (right - left) / GOLDEN, left + (right - left) / GOLDEN
     f1, f2 = f(t1), f(t2)
@@ -39,7 +40,7 @@ def patch_grid(shape: tuple[int, int], n: int) -> list[tuple[slice, slice]]:
     """N x N non-overlapping patches covering an (H, W) image (sizes differ by at most one pixel)."""
     h, w = shape
     if not 1 <= n <= min(h, w):
-        raise ValueError(f"a {n}x{n} patch grid does not fit a {w}x{h} image")
+        raise UsageError(f"a {n}x{n} patch grid does not fit a {w}x{h} image")
     ys, xs = np.linspace(0, h, n + 1).round().astype(int), np.linspace(0, w, n + 1).round().astype(int)
     return [(slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])) for i in range(n) for j in range(n)]
 
@@ -66,5 +67,5 @@ def select_refocus_indices(
 def uniform_indices(n_steps: int, count: int) -> list[int]:
     """``count`` grid indices evenly spread over the sweep (the paper's "Uniform" ablation)."""
     if count < 1:
-        raise ValueError("need at least one refocus time")
+        raise UsageError("need at least one refocus time")
     return sorted(set(np.linspace(0, n_steps - 1, count).round().astype(int).tolist()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from nfs_synth.errors import UsageError
 
 
 def _cumulative_counts(bins: np.ndarray, y: np.ndarray, x: np.ndarray, n_bins: int, shape) -> np.ndarray:
@@ -37,11 +38,11 @@ class EventStack:
         """``events``: structured array with fields t (us), x, y, p (1 = ON, 0 = OFF)."""
         edges = np.asarray(edges_us, dtype=np.int64)
         if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-            raise ValueError("edges_us must be a strictly increasing 1-D array of at least 2 times")
+            raise UsageError("edges_us must be a strictly increasing 1-D array of at least 2 times")
         h, w = shape
         t, x, y = events["t"], events["x"], events["y"]
         if events.size and (x.max() >= w or y.max() >= h):
-            raise ValueError(f"events fall outside the {w}x{h} sensor")
+            raise UsageError(f"events fall outside the {w}x{h} sensor")
         on = events["p"] == 1
         # An event at time t is counted at every edge >= t (state "after the events up to this edge").
         bins = np.searchsorted(edges, t, side="left")
@@ -84,13 +85,13 @@ class SpikeStack:
         piecewise never hold the whole bit volume)."""
         t_us = np.asarray(t_us, dtype=np.int64)
         if stride < 1 or t_us.ndim != 1 or t_us.size < 2 * stride:
-            raise ValueError(f"need at least two grid cells of {stride} readout steps")
+            raise UsageError(f"need at least two grid cells of {stride} readout steps")
         n_cells = t_us.size // stride
         counts, carry, seen = [], None, 0
         for chunk in chunks:
             chunk = np.asarray(chunk)
             if chunk.ndim != 3:
-                raise ValueError("spike bits must be (N, H, W)")
+                raise UsageError("spike bits must be (N, H, W)")
             seen += chunk.shape[0]
             chunk = chunk if carry is None else np.concatenate([carry, chunk])
             usable = (chunk.shape[0] // stride) * stride
@@ -98,7 +99,7 @@ class SpikeStack:
                 counts.append(chunk[:usable].reshape(-1, stride, *chunk.shape[1:]).sum(axis=1, dtype=np.int32))
             carry = chunk[usable:]
         if seen != t_us.size:
-            raise ValueError(f"{seen} readout steps of spikes for {t_us.size} timestamps")
+            raise UsageError(f"{seen} readout steps of spikes for {t_us.size} timestamps")
         cells = np.concatenate(counts)[:n_cells]
         cum = np.zeros((n_cells + 1,) + cells.shape[1:], dtype=np.int32)
         np.cumsum(cells, axis=0, out=cum[1:])

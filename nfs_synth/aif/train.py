@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from nfs_synth.aif.losses import Eq17Loss, PerceptualLoss
 from nfs_synth.aif.nets import build, count_parameters
 from nfs_synth.corpus.atomic import atomic_path
-from nfs_synth.errors import CheckpointError
+from nfs_synth.errors import CheckpointError, UsageError
 
 CHECKPOINT_FORMAT = "nfs_synth.aif checkpoint v1"
 LAST = "last.pt"
@@ -58,6 +58,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     amp: str = "auto"               # "auto" | "off" | "bf16" | "fp16"
+    on_error: str = "skip"          # a scene file that cannot be used: "skip" (named) or "stop"
 
 
 def lr_at(epoch: int, epochs: int, base_lr: float) -> float:
@@ -83,10 +84,10 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if amp == "fp16":
         if device.type != "cuda":
-            raise ValueError("fp16 autocast is for CUDA; use --amp bf16 or off on the CPU")
+            raise UsageError("fp16 autocast is for CUDA; use --amp bf16 or off on the CPU")
         return torch.float16
     if amp != "auto":
-        raise ValueError(f"amp must be auto, off, bf16 or fp16, got {amp!r}")
+        raise UsageError(f"amp must be auto, off, bf16 or fp16, got {amp!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if _cpu_has_native_bf16() else None
@@ -96,11 +97,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA device is available")
+        raise UsageError("--device cuda requested but no CUDA device is available")
     try:
         return torch.device(name)
     except RuntimeError:  # torch lists every backend it knows; name the usual ones instead
-        raise ValueError(f"--device must be auto, cpu or cuda (or cuda:N), got {name!r}") from None
+        raise UsageError(f"--device must be auto, cpu or cuda (or cuda:N), got {name!r}") from None
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -185,14 +186,14 @@ def _check_crop(scenes: list[Path], crop: int) -> None:
                 sizes[path] = h5["frames"].shape[1:3]
     if min(map(min, sizes.values()), default=crop) < crop:
         path, (h, w) = min(sizes.items(), key=lambda item: min(item[1]))
-        raise ValueError(f"{path}: frames of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
+        raise UsageError(f"{path}: frames of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
                          f"with N a multiple of 4 of at most {min(h, w)}")
 
 
-def make_dataset(cfg: TrainConfig, split: str = "train"):
-    from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes
+def make_dataset(cfg: TrainConfig, split: str = "train", log=print):
+    from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes, usable_scenes
 
-    scenes = corpus_scenes(cfg.corpus, split)
+    scenes = usable_scenes(corpus_scenes(cfg.corpus, split), cfg.modality, cfg.on_error, log)
     _check_crop(scenes, cfg.crop)
     common = dict(modality=cfg.modality, crop=cfg.crop, samples_per_scene=cfg.samples_per_scene, seed=cfg.seed)
     if cfg.stage == "refocus":
@@ -201,17 +202,20 @@ def make_dataset(cfg: TrainConfig, split: str = "train"):
     if cfg.refocus_checkpoint:
         net, net_cfg = load_model(cfg.refocus_checkpoint)
         if net_cfg["stage"] != "refocus":
-            raise ValueError(f"{cfg.refocus_checkpoint} is a {net_cfg['stage']} checkpoint, not a refocus one")
+            raise UsageError(f"{cfg.refocus_checkpoint} is a {net_cfg['stage']} checkpoint, not a refocus one")
     return MergeDataset(scenes, stack_size=cfg.stack_size, refocus_net=net, **common)
 
 
 def _resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
+    if Path(saved["corpus"]).resolve() != Path(cfg.corpus).resolve():   # stored resolved since it is given
+        raise UsageError(f"cannot resume: the run was started with --corpus {saved['corpus']}, now --corpus "
+                         f"{cfg.corpus}; start a new run directory to train on another corpus")
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     saved = {name: saved.get(name, defaults[name]) for name in RUN_DEFINING}  # runs older than a field keep its default
     for name in RUN_DEFINING:
         new, old = getattr(cfg, name), saved[name]
         if new is not None and new != old:
-            raise ValueError(f"cannot resume: the run was started with {name}={old!r}, now {name}={new!r}; "
+            raise UsageError(f"cannot resume: the run was started with {name}={old!r}, now {name}={new!r}; "
                              "start a new run directory to change it")
     return dataclasses.replace(cfg, **{name: saved[name] for name in RUN_DEFINING})
 
@@ -226,6 +230,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
         cfg = _resumed_config(cfg, payload["config"])
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run or choose another --out")
+    cfg = dataclasses.replace(cfg, corpus=str(Path(cfg.corpus).resolve()))   # what a resume compares
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
     torch.manual_seed(cfg.seed)
@@ -239,7 +244,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
     loss_fn = Eq17Loss(PerceptualLoss(cfg.perceptual, cfg.vgg19_weights), cfg.perceptual_weight,
                        cfg.mse_weight).to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    dataset = dataset if dataset is not None else make_dataset(cfg)
+    dataset = dataset if dataset is not None else make_dataset(cfg, log=log)
     log(f"{cfg.stage}/{cfg.modality}: {count_parameters(model):,} parameters, {len(dataset)} samples/epoch, "
         f"device {device}, autocast {amp_dtype or 'off'}, epochs {start}..{cfg.epochs}")
     out.mkdir(parents=True, exist_ok=True)  # only once the run's settings and data are known to be good
@@ -268,7 +273,7 @@ def _run_epoch(model, dataset, loss_fn, optimizer, cfg, epoch, device, amp_dtype
                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
                         worker_init_fn=_one_thread if cfg.workers else None)
     if len(loader) == 0:
-        raise ValueError(f"{len(dataset)} samples make no full batch of {cfg.batch_size}")
+        raise UsageError(f"{len(dataset)} samples make no full batch of {cfg.batch_size}")
     model.train()
     totals = {"loss": 0.0, "perc": 0.0, "mse": 0.0}
     n, t0 = 0, time.perf_counter()

@@ -4,21 +4,26 @@ Examples:
   nfs-synth aif --checkpoint runs/refocus-ev/last.pt --checkpoint runs/merge-ev/last.pt SCENE.h5 --frame 0
   nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --events sweep.h5 --out aif.png
   nfs-synth aif --checkpoint R.pt --checkpoint M.pt --image photo.png --spikes sweep.dat --input-time-us 0
-User events: DSEC .h5, text `t x y p` (.txt, integer us, p in {0,1} or {-1,1}) or .npz with arrays t, x, y, p.
-User spikes: a headerless .dat (rows bottom-up unless --no-flip) of the --image's size at --readout-hz.
+User events: DSEC .h5, .npz with arrays t, x, y, p (as `nfs-synth export` writes it) or text `t x y p`
+(.txt; t in integer us or float seconds, see --time-unit; p 1 = ON, 0 or -1 = OFF; sorted by t; an
+optional `width height` first line). User spikes: a headerless .dat (rows bottom-up unless --no-flip) of
+the --image's size at --readout-hz, or the .npz of `nfs-synth export spikes --format npz`.
 Give one of --events/--spikes, the modality of the checkpoints. The image is 8/16-bit sRGB; its size
-must match the sensor's, and --input-time-us must lie within the stream. Writes an sRGB PNG (and the
-refocused stack with --save-stack).
+must match the sensor's. Time zero is the stream's own origin: DSEC's t_offset, t = 0 of a .txt or
+.npz, the start of a .dat's first readout step (as `nfs-synth export` writes them, the first sweep
+frame). --input-time-us (default 0) counts from it and must lie between 0 and the stream's last
+event or step. Writes an sRGB PNG (and the refocused stack with --save-stack).
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from nfs_synth.errors import StreamFileError, UsageError
 
 
 def add_arguments(p) -> None:
@@ -29,9 +34,14 @@ def add_arguments(p) -> None:
     p.add_argument("--frame", type=int, default=0, help="scene file: index of the input frame (default 0)")
     p.add_argument("--image", type=Path, help="user data: the RGB image (PNG, JPEG, TIFF)")
     p.add_argument("--events", type=Path, help="user data: events (.h5 DSEC, .txt, .npz)")
-    p.add_argument("--spikes", type=Path, help="user data: spikes (.dat)")
-    p.add_argument("--input-time-us", type=int, help="user data: time of the image in the stream (default: its start)")
-    p.add_argument("--readout-hz", type=float, default=20000.0, help=".dat readout rate (default 20000)")
+    p.add_argument("--spikes", type=Path, help="user data: spikes (.dat, .npz)")
+    p.add_argument("--time-unit", choices=("auto", "us", "s"), default="auto",
+                   help=".txt events: times in us or float seconds (ESIM, v2e, rpg); auto (default): seconds "
+                        "when any time has a fractional part")
+    p.add_argument("--input-time-us", type=int,
+                   help="user data: time of the image, us from the stream's origin (default 0; see above)")
+    p.add_argument("--readout-hz", type=float, default=20000.0,
+                   help=".dat readout rate (default 20000; an .npz records its own)")
     p.add_argument("--no-flip", action="store_true", help=".dat rows stored top-down")
     p.add_argument("--candidates", type=int, default=16, help="refocus times probed, at least 1 (default 16)")
     p.add_argument("--grid", type=int, default=4,
@@ -44,22 +54,22 @@ def add_arguments(p) -> None:
 def _check_arguments(args) -> None:
     """Checks that must fail (status 2) before a checkpoint or stream is read."""
     if (args.scene is None) == (args.image is None):
-        raise ValueError("give either a scene file or --image with --events/--spikes")
+        raise UsageError("give either a scene file or --image with --events/--spikes")
     if args.scene is not None and (args.events or args.spikes or args.input_time_us is not None):
-        raise ValueError("--events, --spikes and --input-time-us go with --image, not with a scene file")
+        raise UsageError("--events, --spikes and --input-time-us go with --image, not with a scene file")
     if args.events and args.spikes:
-        raise ValueError("give one of --events/--spikes: the checkpoints are for one modality")
+        raise UsageError("give one of --events/--spikes: the checkpoints are for one modality")
     for flag, value in (("--candidates", args.candidates), ("--grid", args.grid)):
         if value < 1:
-            raise ValueError(f"{flag} must be at least 1, got {value}")
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     if not 0 < args.readout_hz < math.inf:
-        raise ValueError(f"--readout-hz must be a positive number, got {args.readout_hz}")
+        raise UsageError(f"--readout-hz must be a positive number, got {args.readout_hz}")
     for flag, path in (("scene file", args.scene), ("--image", args.image), ("--events", args.events),
                        ("--spikes", args.spikes)):
         if path is not None and not path.is_file():
-            raise ValueError(f"{flag} {path}: no such file")
-    if args.spikes and args.spikes.suffix.lower() != ".dat":
-        raise ValueError(f"--spikes {args.spikes}: expected a .dat file")
+            raise UsageError(f"{flag} {path}: no such file")
+    if args.spikes and args.spikes.suffix.lower() not in (".dat", ".npz"):
+        raise UsageError(f"--spikes {args.spikes}: expected a .dat or .npz file")
 
 
 def _check_out(out: Path) -> None:
@@ -67,17 +77,17 @@ def _check_out(out: Path) -> None:
     import cv2
 
     if not cv2.haveImageWriter(str(out)):
-        raise ValueError(f"cannot write {out}: not an image file name OpenCV can write (use .png)")
+        raise UsageError(f"cannot write {out}: not an image file name OpenCV can write (use .png)")
     folder = out.parent
     while not folder.exists():
         folder = folder.parent
     if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
-        raise ValueError(f"cannot write {out}: {folder} is not a writable folder")
+        raise UsageError(f"cannot write {out}: {folder} is not a writable folder")
 
 
 def _check_grid(grid: int, shape: tuple[int, int]) -> None:
     if grid > min(shape):
-        raise ValueError(f"--grid must be between 1 and {min(shape)} for a {shape[1]}x{shape[0]} image, got {grid}")
+        raise UsageError(f"--grid must be between 1 and {min(shape)} for a {shape[1]}x{shape[0]} image, got {grid}")
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -85,7 +95,7 @@ def _read_image(path: Path) -> np.ndarray:
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] < 3:
-        raise ValueError(f"{path}: not a readable RGB image")
+        raise StreamFileError(f"{path}: not a readable RGB image")
     scale = 65535.0 if img.dtype == np.uint16 else 255.0
     return (img[..., 2::-1].astype(np.float32) / scale).clip(0, 1)  # BGR(A) -> RGB
 
@@ -93,142 +103,80 @@ def _read_image(path: Path) -> np.ndarray:
 def _write_image(path: Path, srgb: np.ndarray) -> None:
     import cv2
 
+    from nfs_synth.corpus.atomic import write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.rint(srgb[..., ::-1].clip(0, 1) * 255).astype(np.uint8)):
-        raise OSError(f"cannot write {path}")
-
-
-def _read_events(path: Path) -> np.ndarray:
-    from nfs_synth.sensors.dvs import EVENT_DTYPE
-
-    suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        from nfs_synth.corpus.events_io import read_events
-        return read_events(path)
-    if suffix == ".npz":
-        with np.load(path) as z:
-            missing = {"t", "x", "y", "p"} - set(z.files)
-            if missing:
-                raise ValueError(f"{path}: .npz lacks arrays {sorted(missing)}")
-            cols = [z[k] for k in "txyp"]
-    elif suffix == ".txt":
-        try:
-            table = np.loadtxt(path, ndmin=2)
-        except ValueError:  # numpy's message names neither the file nor the line
-            raise ValueError(f"{path}: {_bad_line(path)}") from None
-        if table.shape[1] < 4:
-            raise ValueError(f"{path}: expected 4 columns `t x y p`, found {table.shape[1]}")
-        cols = list(table[:, :4].T)
-    else:
-        raise ValueError(f"{path}: unknown event format {suffix!r} (use .h5, .txt or .npz)")
-    ev = np.empty(len(cols[0]), EVENT_DTYPE)
-    ev["t"], ev["x"], ev["y"], ev["p"] = cols[0], cols[1], cols[2], np.asarray(cols[3]) > 0
-    return ev[np.argsort(ev["t"], kind="stable")]
-
-
-def _bad_line(path: Path) -> str:
-    """Where and why a text event file is not a table of numbers."""
-    columns = None
-    with open(path, errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            fields = line.split("#")[0].split()
-            if not fields:
-                continue
-            try:
-                [float(v) for v in fields]
-            except ValueError:
-                return f"line {n} is not numbers `t x y p`: {line.strip()[:80]!r}"
-            if columns is not None and len(fields) != columns:
-                return f"line {n} has {len(fields)} columns, the lines before it {columns} (expected `t x y p`)"
-            columns = len(fields)
-    return "not a table of numbers `t x y p`"
-
-
-def _sensor_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) recorded in a .h5 or .npz event file (as `nfs-synth export` writes them), else None."""
-    suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            group = f.get("events")
-            if group is not None and "height" in group and "width" in group:
-                return int(group["height"][()]), int(group["width"][()])
-    elif suffix == ".npz":
-        with np.load(path) as z:
-            if "height" in z.files and "width" in z.files:
-                return int(z["height"]), int(z["width"])
-    return None
+    ok, png = cv2.imencode(path.suffix, np.rint(srgb[..., ::-1].clip(0, 1) * 255).astype(np.uint8))
+    if not ok:                                                     # OpenCV does not raise
+        raise OSError(f"cannot encode {path}")
+    write_bytes(path, png.tobytes())
 
 
 def _user_stream(args, modality: str, shape: tuple[int, int]):
-    """(reader, step_us, (t0, t1)) over the user's stream file."""
+    """(reader, step_us, (0, t_end)) over the user's stream file, in us from its origin."""
+    from nfs_synth.corpus.user_streams import read_user_events, read_user_spikes
+    from nfs_synth.sensors.spikes import SpikeStream
+
     h, w = shape
     if modality == "events":
         if not args.events:
-            raise ValueError("these checkpoints are for events: give --events")
-        sensor = _sensor_size(args.events)
+            raise UsageError("these checkpoints are for events: give --events")
+        ev, sensor = read_user_events(args.events, args.time_unit)
         if sensor is not None and sensor != (h, w):
-            raise ValueError(f"--image {args.image} is {w}x{h} but --events {args.events} is from a "
+            raise UsageError(f"--image {args.image} is {w}x{h} but --events {args.events} is from a "
                              f"{sensor[1]}x{sensor[0]} sensor: the sizes must match")
-        ev = _read_events(args.events)
         if ev.size == 0:
-            raise ValueError(f"{args.events}: no events")
+            raise StreamFileError(f"{args.events}: no events")
         if ev["x"].max() >= w or ev["y"].max() >= h:
-            raise ValueError(f"{args.events}: events fall outside the {w}x{h} image")
+            raise UsageError(f"{args.events}: events fall outside the {w}x{h} image")
         t = ev["t"]
-        return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (int(t[0]), int(t[-1]))
+        if t[0] < 0:
+            raise StreamFileError(f"{args.events}: events at t = {int(t[0])} us, before the stream's origin")
+        return (lambda lo, hi: ev[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0, (0, int(t[-1]))
     if not args.spikes:
-        raise ValueError("these checkpoints are for spikes: give --spikes")
-    from nfs_synth.corpus.spike_dat import read_dat
-    from nfs_synth.sensors.spikes import SpikeStream
-
-    stream = read_dat(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
+        raise UsageError("these checkpoints are for spikes: give --spikes")
+    stream, readout_hz = read_user_spikes(args.spikes, h, w, flip=not args.no_flip, readout_hz=args.readout_hz)
     t = stream.t_us
     if t.size == 0:
-        raise ValueError(f"{args.spikes}: no spikes")
+        raise StreamFileError(f"{args.spikes}: no spikes")
 
     def reader(lo, hi):
         a, b = np.searchsorted(t, lo), np.searchsorted(t, hi)
         return SpikeStream(stream.packed[a:b], t[a:b], h, w)
 
-    return reader, max(1, int(round(1e6 / args.readout_hz))), (int(t[0]), int(t[-1]))
+    # step n ends at (n + 1) / readout_hz: the first one starts at the origin
+    return reader, max(1, int(round(1e6 / readout_hz))), (0, int(t[-1]))
 
 
 def run(args) -> int:
     from nfs_synth.aif.learned import LearnedAIF, LearnedOptions, run_on_scene
-    from nfs_synth.errors import CheckpointError
 
-    try:
-        _check_arguments(args)
-        pipeline = LearnedAIF(args.checkpoint, args.device, LearnedOptions(args.candidates, args.grid))
-        if args.scene is not None:
-            from nfs_synth.aif.scene import EvalScene
+    _check_arguments(args)
+    pipeline = LearnedAIF(args.checkpoint, args.device, LearnedOptions(args.candidates, args.grid))
+    if args.scene is not None:
+        from nfs_synth.aif.scene import EvalScene
 
-            out = args.out or args.scene.with_name(f"{args.scene.stem}_f{args.frame}_learned-{pipeline.modality}.png")
-            _check_out(out)
-            with EvalScene(args.scene) as scene:
-                if not 0 <= args.frame < scene.n_frames:
-                    raise ValueError(f"--frame {args.frame} is out of range: {args.scene} has frames "
-                                     f"0 to {scene.n_frames - 1}")
-                _check_grid(args.grid, scene.size)
-                result = run_on_scene(pipeline, scene, args.frame)
-        else:
-            out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
-            _check_out(out)
-            image = _read_image(args.image)
-            _check_grid(args.grid, image.shape[:2])
-            reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
-            t_in = t0 if args.input_time_us is None else args.input_time_us
-            if not t0 <= t_in <= t1:
-                raise ValueError(f"--input-time-us {t_in} is outside the stream, which spans {t0} to {t1} us")
-            result = pipeline.run(image, t_in, (t0, t1), reader, step)
-        _write_image(out, result.image)
-        if args.save_stack:
-            for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
-                _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
-    except (CheckpointError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        out = args.out or args.scene.with_name(f"{args.scene.stem}_f{args.frame}_learned-{pipeline.modality}.png")
+        _check_out(out)
+        with EvalScene(args.scene) as scene:
+            if not 0 <= args.frame < scene.n_frames:
+                raise UsageError(f"--frame {args.frame} is out of range: {args.scene} has frames "
+                                 f"0 to {scene.n_frames - 1}")
+            _check_grid(args.grid, scene.size)
+            result = run_on_scene(pipeline, scene, args.frame)
+    else:
+        out = args.out or args.image.with_name(f"{args.image.stem}_aif.png")
+        _check_out(out)
+        image = _read_image(args.image)
+        _check_grid(args.grid, image.shape[:2])
+        reader, step, (t0, t1) = _user_stream(args, pipeline.modality, image.shape[:2])
+        t_in = 0 if args.input_time_us is None else args.input_time_us
+        if not t0 <= t_in <= t1:
+            raise UsageError(f"--input-time-us {t_in} is outside the stream, which spans {t0} to {t1} us")
+        result = pipeline.run(image, t_in, (t0, t1), reader, step)
+    _write_image(out, result.image)
+    if args.save_stack:
+        for k, (t, img) in enumerate(zip(result.times_us, result.stack)):
+            _write_image(out.with_name(f"{out.stem}_stack{k:02d}_{t}us.png"), img)
     print(f"{out} ({len(result.times_us)} refocused images at {result.times_us} us)")
     return 0

@@ -7,10 +7,9 @@ options are passed as --option KEY=VALUE (e.g. grid=8, mu=0.5, weight_sigma=3, t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from nfs_synth.errors import EvaluationError, PretrainedWeightsMissing, SceneFileError
+from nfs_synth.errors import ON_ERROR, SceneFileError, UsageError
 
 DEFAULT_METHODS = "input,handcraft-ev,handcraft-sp,uniform-ev,stack-laplacian"
 
@@ -32,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="method option (repeatable); an unknown KEY is an error that lists the known ones")
     parser.add_argument("--max-scenes", type=int, default=0, help="evaluate only the first N scenes (0 = all)")
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                        help="a scene file that cannot be read: name it and go on (skip, the default) or stop "
+                             "there; either way the rows computed are in metrics.csv and the status is 1")
     parser.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
 
 
@@ -46,19 +48,19 @@ def run(args: argparse.Namespace) -> int:
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            print(f"error: --option expects KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
         options[key.strip()] = value.strip()
     cfg = EvalConfig(
         corpus=args.corpus, out=args.out or args.corpus / f"eval-{args.split}",
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], split=args.split,
         input_frame=args.input_frame, input_index=args.input_index, sweep_count=args.sweep_count,
-        convention=args.convention, options=options, figures=not args.no_figures, max_scenes=args.max_scenes)
-    try:
-        summary = run_evaluation(cfg)
-    except (EvaluationError, SceneFileError, PretrainedWeightsMissing, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        convention=args.convention, options=options, figures=not args.no_figures, max_scenes=args.max_scenes,
+        on_error=args.on_error)
+    summary = run_evaluation(cfg)
     print(markdown_table(summary))
     print(f"results in {cfg.out}")
+    if summary["skipped"]:
+        raise SceneFileError(f"{len(summary['skipped'])} scene file(s) could not be read: "
+                             + ", ".join(s["file"] for s in summary["skipped"])
+                             + (" (the run stopped there: --on-error stop)" if args.on_error == "stop" else ""))
     return 0

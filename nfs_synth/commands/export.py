@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nfs_synth.errors import UsageError
+
 FORMATS = {"events": ("txt", "npz", "dsec-h5"), "spikes": ("dat", "npz")}
 SUFFIX = {"txt": ".txt", "npz": ".npz", "dsec-h5": ".h5", "dat": ".dat"}
 
@@ -18,26 +20,21 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from nfs_synth.errors import failure, usage_error
-
     if args.format not in FORMATS[args.stream]:
-        return usage_error(f"{args.stream} export format must be one of {', '.join(FORMATS[args.stream])}, "
-                           f"got {args.format!r}")
+        raise UsageError(f"{args.stream} export format must be one of {', '.join(FORMATS[args.stream])}, "
+                         f"got {args.format!r}")
     suffix = SUFFIX[args.format]
     name = f"{args.scene.stem}_{args.stream}{suffix}"
     out = args.out / name if args.out and args.out.is_dir() else args.out or Path(name)
     if out.suffix != suffix:        # an .npz named .txt would mislead every tool that opens it
-        return usage_error(f"--out {out}: {args.format} exports are named *{suffix}")
+        raise UsageError(f"--out {out}: {args.format} exports are named *{suffix}")
     if out.resolve() == args.scene.resolve():
-        return usage_error(f"--out {out} is the scene file itself")
-    try:
-        if args.stream == "events":
-            from nfs_synth.corpus.events_io import export_events
-            path = export_events(args.scene, args.format, out)
-        else:
-            from nfs_synth.corpus.spikes_io import export_spikes
-            path = export_spikes(args.scene, args.format, out, flip=not args.no_flip)
-    except ValueError as err:       # EventsError, SpikeError, SceneFileError: no such stream, unreadable file
-        return failure(err)
+        raise UsageError(f"--out {out} is the scene file itself")
+    if args.stream == "events":
+        from nfs_synth.corpus.events_io import export_events
+        path = export_events(args.scene, args.format, out)
+    else:
+        from nfs_synth.corpus.spikes_io import export_spikes
+        path = export_spikes(args.scene, args.format, out, flip=not args.no_flip)
     print(path)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nfs_synth.corpus.manifest import SPLITS
-from nfs_synth.run.ledger import existing_corpus
+from nfs_synth.corpus.manifest import existing_corpus
 
 COLUMNS = ("split", "scenes", "frames", "resolution", "events", "spikes", "bytes", "failed")
 

@@ -10,13 +10,17 @@ import numpy as np
 from nfs_synth.color import srgb_encode, to_uint8
 from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.scene_file import SceneReader
-from nfs_synth.run.ledger import existing_corpus
+from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, ManifestError, SceneFileError, UsageError
+from nfs_synth.corpus.manifest import existing_corpus
 
 
 def add_arguments(p) -> None:
     p.add_argument("corpus", type=Path, help="corpus folder (with scenes/) or one scene file")
     p.add_argument("--frames", type=int, default=6, help="sweep frames per sheet, at least 1 (default 6)")
     p.add_argument("--out", type=Path, default=None, help="folder for PNGs (default CORPUS/preview)")
+    p.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                   help="a scene file that cannot be read: name it and go on (skip, the default) or stop there; "
+                        "either way the sheets made are kept and the status is 1")
 
 
 def contact_sheet(scene: SceneReader, columns: int = 6) -> np.ndarray:
@@ -50,26 +54,33 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def run(args) -> int:
-    from nfs_synth.errors import usage_error
-
     if args.frames < 1:
-        return usage_error(f"--frames must be at least 1, got {args.frames}")
+        raise UsageError(f"--frames must be at least 1, got {args.frames}")
     if args.corpus.is_file():
         files = [args.corpus]
     else:           # the manifest's files: anything else in scenes/ (exports, copies) is not a scene
         files = [args.corpus / e["file"] for e in existing_corpus(args.corpus)["scenes"] if e["status"] == "complete"]
         if not files:
-            print(f"error: {args.corpus} has no complete scenes", file=sys.stderr)
-            return 1
+            raise ManifestError(f"{args.corpus} has no complete scenes")
     out_dir = args.out or (args.corpus.parent if args.corpus.is_file() else args.corpus) / "preview"
     out_dir.mkdir(parents=True, exist_ok=True)
+    bad = []
     for path in files:
-        with SceneReader(path) as scene:
-            sheet = contact_sheet(scene, args.frames)
+        try:
+            with SceneReader(path) as scene:
+                sheet = contact_sheet(scene, args.frames)
+        except SCENE_FILE_ERRORS as err:
+            bad.append(path)
+            print(f"{path}: {err}; " + ("skipped" if args.on_error == "skip" else "stopping"), file=sys.stderr)
+            if args.on_error == "stop":
+                break
+            continue
         target = out_dir / f"{path.stem}.png"
         ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
         if not ok:                                                 # OpenCV does not raise
             raise OSError(f"{target}: cannot encode the PNG")
         write_bytes(target, png.tobytes())
         print(target)
+    if bad:
+        raise SceneFileError(f"{len(bad)} scene file(s) could not be read: {', '.join(p.name for p in bad)}")
     return 0

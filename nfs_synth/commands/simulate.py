@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nfs_synth.errors import PoolError, RecipeError, SelectionError, usage_error
 from nfs_synth.run.workers import add_pool_arguments, check_pool_arguments, open_pool, policy_for
 
 
@@ -24,15 +23,12 @@ def run(args) -> int:
     from nfs_synth.run.orchestrate import select_scenes
     from nfs_synth.run.study import parse_grid, prepare_study, run_study
 
-    try:            # every check that can fail comes before anything is started or created
-        grid = parse_grid(args.grid)
-        source, found = prepare_study(args.corpus, args.into, grid)
-        scenes = select_scenes(source["recipe"]["corpus"]["scenes"], args.scenes)
-        check_pool_arguments(args)
-        pool = open_pool(args)
-    except (RecipeError, SelectionError, PoolError, ValueError) as err:
-        return usage_error(str(err))
-    with pool:
+    # every check that can fail comes before anything is started or created
+    grid = parse_grid(args.grid)
+    source, found = prepare_study(args.corpus, args.into, grid)
+    scenes = select_scenes(source["recipe"]["corpus"]["scenes"], args.scenes)
+    check_pool_arguments(args)
+    with open_pool(args) as pool:
         failed = run_study(args.corpus, args.into, grid, pool, policy_for(args, pool), scenes=scenes,
                            progress=not args.no_progress)
     print(f"{len(found)} variants in {args.into}"

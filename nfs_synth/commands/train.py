@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import sys
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
 from nfs_synth.aif.train import RUN_DEFINING, TrainConfig
-from nfs_synth.errors import CheckpointError, PerceptualWeightsError, PretrainedWeightsMissing
+from nfs_synth.errors import ON_ERROR, UsageError
 
 # run-defining options: None means "the default" for a new run and "the checkpoint's" on --resume
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
@@ -56,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                   help="a scene file that cannot be read or lacks the modality: name it and train on the "
+                        "others (skip, the default) or stop")
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
                    help="autocast (auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16)")
 
@@ -69,15 +71,15 @@ def _check_arguments(args) -> None:
     for dest, low in _AT_LEAST.items():
         value = getattr(args, dest)
         if value is not None and not low <= value < math.inf:  # also rejects nan
-            raise ValueError(f"{_flag(dest)} must be at least {low}, got {value}")
+            raise UsageError(f"{_flag(dest)} must be at least {low}, got {value}")
     for dest in _POSITIVE:
         value = getattr(args, dest)
         if value is not None and not 0 < value < math.inf:
-            raise ValueError(f"{_flag(dest)} must be a positive number, got {value}")
+            raise UsageError(f"{_flag(dest)} must be a positive number, got {value}")
     if args.crop is not None and (args.crop <= 0 or args.crop % 4):
-        raise ValueError(f"--crop must be a positive multiple of 4, got {args.crop}")
+        raise UsageError(f"--crop must be a positive multiple of 4, got {args.crop}")
     if args.perceptual_weight == 0 and args.mse_weight == 0:
-        raise ValueError("--perceptual-weight and --mse-weight are both 0: the loss would be 0")
+        raise UsageError("--perceptual-weight and --mse-weight are both 0: the loss would be 0")
 
 
 def run(args) -> int:
@@ -88,13 +90,8 @@ def run(args) -> int:
         fixed = {k: _DEFAULTS[k] if v is None else v for k, v in fixed.items()}
     cfg = TrainConfig(stage=args.stage, modality=args.modality, corpus=args.corpus, out=args.out,
                       refocus_checkpoint=args.refocus_checkpoint, vgg19_weights=args.vgg19_weights,
-                      workers=args.workers, device=args.device, amp=args.amp, **fixed)
-    try:
-        _check_arguments(args)
-        path = train(cfg, resume=args.resume)
-    except (CheckpointError, PerceptualWeightsError, PretrainedWeightsMissing, FileExistsError,
-            FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+                      workers=args.workers, device=args.device, amp=args.amp, on_error=args.on_error, **fixed)
+    _check_arguments(args)
+    path = train(cfg, resume=args.resume)
     print(f"checkpoint: {path}")
     return 0

@@ -18,7 +18,7 @@ from nfs_synth.corpus.atomic import TMP_MARK
 from nfs_synth.corpus.scene_file import content_hash
 from nfs_synth.errors import SceneFileError
 from nfs_synth.corpus.schema import READABLE_SCHEMA_VERSIONS, datasets
-from nfs_synth.run.ledger import existing_corpus
+from nfs_synth.corpus.manifest import existing_corpus
 
 SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
 

@@ -5,6 +5,8 @@ and the context manager; the layered one also reports its `settings`. Blender lo
 renderer is asked for."""
 from __future__ import annotations
 
+from nfs_synth.errors import UsageError
+
 
 def _cycles():
     from blender_scenes import SceneRenderer
@@ -23,7 +25,7 @@ ENGINES = {"cycles": _cycles, "layered": _layered}
 
 def renderer_class(engine: str):
     if engine not in ENGINES:
-        raise ValueError(f"unknown render engine {engine!r}; expected one of {sorted(ENGINES)}")
+        raise UsageError(f"unknown render engine {engine!r}; expected one of {sorted(ENGINES)}")
     return ENGINES[engine]()
 
 

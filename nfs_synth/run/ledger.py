@@ -5,83 +5,57 @@ Shards of a job array write into one folder at the same time. Each run owns one 
 nobody else writes it, so no run can lose another's entries. `manifest.json` is the merge of the
 fragments (and of an older manifest.json), rewritten at the start and end of every run and every
 minute, under an advisory lock so that the last writer has seen every fragment. On a file system
-where locks do not work, `corpus_manifest` (used by `info`, `validate`, `simulate`) still merges the
-fragments itself, and any re-run rewrites manifest.json.
+where locks do not work, `corpus.manifest.corpus_manifest` (how every reader opens a corpus) still
+merges the fragments itself, and any re-run rewrites manifest.json.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import re
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from nfs_synth.corpus.atomic import write_text
-from nfs_synth.corpus.manifest import read_manifest, split_of, write_manifest
-from nfs_synth.errors import ManifestError, RecipeError
+from nfs_synth.corpus.manifest import (FRAGMENTS, MANIFEST, corpus_manifest, fragment_paths, read_json, split_of,
+                                      write_manifest)
+from nfs_synth.errors import RecipeError
 from nfs_synth.scene.recipe import to_json
 
-FRAGMENTS = "manifest.d"
 FRAGMENT_EVERY_S = 2.0          # a killed driver loses at most this much of its ledger (files are
 MERGE_EVERY_S = 60.0            # adopted on the next run anyway)
+SCENE_FILE = re.compile(r"scene_\d+\.h5")
 
 
 def fragment_name(scenes: range) -> str:
     return f"scenes-{scenes.start:07d}-{scenes.stop:07d}.json"
 
 
-def _fragments(out_dir: Path) -> list[Path]:
-    """Oldest first, so that later runs win ties."""
-    paths = (Path(out_dir) / FRAGMENTS).glob("scenes-*.json")
-    return sorted(paths, key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{path} is not valid JSON ({err}); delete it and re-run to rebuild it") from None
-
-
-def _merge(entries: dict[int, dict], scenes: list[dict]) -> None:
-    """A complete entry beats a failed one; otherwise the later source wins."""
-    for entry in scenes:
-        old = entries.get(entry["index"])
-        if old is None or entry["status"] == "complete" or old["status"] != "complete":
-            entries[entry["index"]] = entry
-
-
-def corpus_manifest(out_dir: str | Path) -> dict | None:
-    """manifest.json with the entries of every fragment merged in; None when OUT is no corpus."""
+def check_recipe(out_dir: str | Path, recipe: dict) -> bool:
+    """RecipeError when OUT already holds scenes made from another recipe. True when it holds only
+    failed scenes (and no scene file) of another recipe: nothing of value is lost, so the run starts
+    the folder afresh with this recipe (`discard_ledger`)."""
     out_dir = Path(out_dir)
-    base = read_manifest(out_dir)
-    sources = ([base] if base else []) + [f for f in map(_read_json, _fragments(out_dir)) if f]
-    if not sources:
-        return None
-    entries: dict[int, dict] = {}
-    for source in sources:
-        _merge(entries, source["scenes"])
-    return {**sources[0], "scenes": [entries[i] for i in sorted(entries)]}
-
-
-def existing_corpus(out_dir: str | Path) -> dict:
-    """corpus_manifest for the commands that read a corpus: ManifestError when OUT is none."""
-    manifest = corpus_manifest(out_dir)
-    if manifest is None:
-        raise ManifestError(f"{out_dir} is not a corpus (no manifest.json)")
-    return manifest
-
-
-def check_recipe(out_dir: str | Path, recipe: dict) -> None:
-    """RecipeError when OUT already holds a corpus made from another recipe."""
-    existing = corpus_manifest(out_dir) if Path(out_dir).is_dir() else None
+    existing = corpus_manifest(out_dir) if out_dir.is_dir() else None
     if existing is None or to_json(existing["recipe"]) == to_json(recipe):
-        return
+        return False
+    complete = any(e["status"] == "complete" for e in existing["scenes"])
+    if not complete and not any(SCENE_FILE.fullmatch(p.name) for p in (out_dir / "scenes").glob("scene_*.h5")):
+        return True
     differ = sorted(_differences(existing["recipe"], recipe))
     raise RecipeError(f"{out_dir} holds a corpus made from another recipe (differs in "
                       f"{', '.join(differ[:5]) or 'structure'}); use a new --out folder")
+
+
+def discard_ledger(out_dir: str | Path) -> None:
+    """Remove manifest.json and the fragments of a folder that `check_recipe` found to hold only failed
+    scenes of another recipe."""
+    out_dir = Path(out_dir)
+    print(f"{out_dir} held only failed scenes of another recipe: starting it afresh with this one", file=sys.stderr)
+    for path in [out_dir / MANIFEST, *fragment_paths(out_dir)]:
+        path.unlink(missing_ok=True)
 
 
 def _differences(a, b, prefix: str = ""):
@@ -105,7 +79,7 @@ class Ledger:
         self.splits = split_of(recipe)
         (self.out_dir / FRAGMENTS).mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / FRAGMENTS / fragment_name(scenes)
-        own = _read_json(self.path)
+        own = read_json(self.path)
         self.own = {e["index"]: e for e in own["scenes"]} if own else {}
         self.flushed = self.merged = 0.0
         self.merge()

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from nfs_synth.scene import textures
 from nfs_synth.corpus.atomic import TMP_MARK, temporaries
-from nfs_synth.corpus.manifest import MANIFEST
+from nfs_synth.corpus.manifest import FRAGMENTS, MANIFEST
 from nfs_synth.corpus.scene_file import scene_name
-from nfs_synth.run.ledger import FRAGMENTS, Ledger
+from nfs_synth.run.ledger import Ledger, check_recipe, discard_ledger
 from nfs_synth.run.pipeline import render_scene, scene_entry, scene_path
 from nfs_synth.run.workers import LocalPool, Outcome, Policy, run_unit
 from nfs_synth.errors import SelectionError
@@ -155,6 +155,8 @@ def generate_corpus(recipe: dict, out_dir: str | Path, *, scenes: range | None =
     out_dir = Path(out_dir).resolve()
     scenes = scenes if scenes is not None else range(recipe["corpus"]["scenes"])
     refs = textures.catalog(recipe["textures"])          # fails early on a bad texture source
+    if check_recipe(out_dir, recipe):
+        discard_ledger(out_dir)
     (out_dir / "scenes").mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out_dir, recipe, scenes)
     clean_stale_temporaries(out_dir, scenes)

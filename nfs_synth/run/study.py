@@ -22,10 +22,11 @@ from pathlib import Path
 
 import h5py
 
-from nfs_synth.corpus.atomic import atomic_path
+from nfs_synth.corpus.atomic import atomic_path, write_text
 from nfs_synth.corpus.scene_file import SceneReader, provenance_attrs
 from nfs_synth.errors import RecipeError, SceneFileError
-from nfs_synth.run.ledger import Ledger, corpus_manifest
+from nfs_synth.corpus.manifest import corpus_manifest
+from nfs_synth.run.ledger import Ledger
 from nfs_synth.run.orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
 from nfs_synth.run.pipeline import SensorRig, scene_entry, scene_path
 from nfs_synth.scene.recipe import apply_override, parse_override, to_json, validate
@@ -133,7 +134,7 @@ def run_study(corpus: str | Path, into: str | Path, grid: dict[str, list], pool,
             raise SceneFileError(f"source scene file {corpus / entry['file']}: {problem}; re-run "
                                  f"generate.py --out {corpus} with its recipe to remake it")
     into.mkdir(parents=True, exist_ok=True)
-    (into / STUDY_FILE).write_text(json.dumps({
+    write_text(into / STUDY_FILE, json.dumps({
         "format": "nfs_synth sensor study", "source": os.path.relpath(corpus, into), "grid": grid,
         "variants": [{"name": v["name"], "params": v["params"]} for v in found]}, indent=1))
     ledgers, units, failed = {}, [], {}

@@ -29,13 +29,18 @@ from pathlib import Path
 from nfs_synth.errors import PoolError
 
 FAULT_ENV = "NFS_SYNTH_FAULT"
-FAULT_KINDS = ("raise", "crash", "hang")
+FAULT_KINDS = ("raise", "oserror", "crash", "hang")
 _HEADER = struct.Struct("<Q")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])   # holds nfs_synth/ and blender_scenes/
 
 
 class UnitFailed(RuntimeError):
-    """One attempt at a work unit failed (exception, dead worker process or timeout)."""
+    """One attempt at a work unit failed (exception, dead worker process or timeout). `transient`: worth
+    another attempt (a killed worker, a timeout, an OSError), unlike an error the same input repeats."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
 
 
 # ---------------------------------------------------------------- fault injection (tests only)
@@ -66,6 +71,8 @@ def fault_hook(index: int, attempt: int):
         if frame == 0:
             if kind == "raise":
                 raise RuntimeError(f"injected fault in scene {index}")
+            if kind == "oserror":
+                raise OSError(f"injected I/O fault in scene {index}")
             if kind == "crash":
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(3600)                        # "hang": only the timeout ends it
@@ -110,7 +117,8 @@ def _rss_mb() -> float:
 
 
 def _worker_main(parent_pid: int) -> None:
-    """Loop: read (unit, threads, attempt), run it, answer ('ok', entry, stats) or ('error', text)."""
+    """Loop: read (unit, threads, attempt), run it, answer ('ok', entry, stats) or ('error', text,
+    transient)."""
     _die_with_parent(parent_pid)
     channel = os.dup(1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)     # Blender prints to fd 1: keep the channel clean
@@ -125,7 +133,8 @@ def _worker_main(parent_pid: int) -> None:
             reply = ("ok", entry, {"pid": os.getpid(), "rss_mb": _rss_mb(),
                                    "unit_s": time.perf_counter() - started})
         except Exception as err:                       # reported to the slot, which decides on retries
-            reply = ("error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}")
+            reply = ("error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}",
+                     isinstance(err, OSError))
         _write_msg(channel, reply)
 
 
@@ -161,7 +170,7 @@ class RenderWorker:
             self._lost(unit, "worker process {pid} died (exit status {code})")
         if reply[0] != "ok":
             self.stop()                    # a failed unit may leave Blender in any state: start afresh
-            raise UnitFailed(reply[1])
+            raise UnitFailed(reply[1], transient=reply[2])
         if self.units >= self.max_units:
             self.stop()
         return reply[1], reply[2] | {"slot_s": time.perf_counter() - started}
@@ -171,7 +180,7 @@ class RenderWorker:
         proc = self.proc
         self.stop(kill=kill)
         unit.remove_temporaries(proc.pid)
-        raise UnitFailed(why.format(pid=proc.pid, code=proc.returncode))
+        raise UnitFailed(why.format(pid=proc.pid, code=proc.returncode), transient=True)
 
     def stop(self, kill: bool = False) -> None:
         """End the process: close its input (it exits after the current unit) or kill it."""
@@ -227,8 +236,8 @@ _workers_lock = threading.Lock()
 
 
 def run_unit(unit, policy: Policy) -> Outcome:
-    """Run `unit` in this slot's render worker with retries; a unit that keeps failing gives its
-    failure entry. Runs in a joblib thread or a Dask worker thread."""
+    """Run `unit` in this slot's render worker, retrying transient failures only; a unit that fails for
+    good gives its failure entry. Runs in a joblib thread or a Dask worker thread."""
     worker = getattr(_slot, "worker", None)
     if worker is None:
         worker = _slot.worker = RenderWorker()
@@ -240,6 +249,8 @@ def run_unit(unit, policy: Policy) -> Outcome:
             entry, stats = worker.run(unit, policy.threads_here(), attempt, policy.timeout)
             return Outcome(entry | {"attempts": attempt + 1}, stats)
         except UnitFailed as err:
+            if not err.transient:        # the same input fails the same way: retrying only costs time
+                return Outcome(unit.failure_entry(str(err).strip(), attempt + 1))
             error = str(err).strip()
     return Outcome(unit.failure_entry(error, policy.retries + 1))
 
@@ -355,7 +366,8 @@ def add_pool_arguments(p) -> None:
     where.add_argument("--cluster", metavar="local:N", help="start a local Dask cluster of N worker processes")
     p.add_argument("--threads", type=int, default=None,
                    help="Cycles threads per render worker (default: recipe, else cores / workers per machine)")
-    p.add_argument("--retries", type=int, default=2, help="extra attempts for a failing scene (default 2)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="extra attempts for a scene whose worker died, timed out or hit an OSError (default 2)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="per-attempt time limit of one scene (default none)")
     p.add_argument("--max-scenes-per-worker", type=int, default=20, metavar="M",

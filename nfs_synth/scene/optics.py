@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nfs_synth.errors import LayeredSettingsError, UsageError
+
 
 def blur_diameter_px(depth_m, focus_m, focal_length_mm: float, f_number: float,
                      sensor_width_mm: float, width_px: int):
@@ -17,6 +19,16 @@ def blur_diameter_px(depth_m, focus_m, focal_length_mm: float, f_number: float,
     aperture = f / f_number
     on_sensor_m = aperture * f * np.abs(1.0 / np.asarray(depth_m, float) - 1.0 / np.asarray(focus_m, float))
     return on_sensor_m / (sensor_width_mm / 1000.0) * width_px
+
+
+def check_layered_apertures(sweep_f_number: float, ground_truth_f_number: float | None) -> None:
+    """The layered engine pads its slabs for the sweep's blur, so the all-in-focus render (None: pinhole)
+    may not blur more than the sweep; the recipe check and the layered renderer both run this."""
+    if ground_truth_f_number is not None and ground_truth_f_number < sweep_f_number:
+        raise LayeredSettingsError(
+            f"ground_truth.f_number = {ground_truth_f_number:g} is below camera.f_number = {sweep_f_number:g}: "
+            f"the layered engine allows 0 (pinhole) or [{sweep_f_number:g}, 1024]; or use render.engine = "
+            "'cycles'", key="ground_truth.f_number")
 
 
 def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "uniform_diopter",
@@ -33,7 +45,7 @@ def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "un
         return near_m + u * (far_m - near_m)
     if schedule == "focus_ring":
         if rng is None:
-            raise ValueError("the focus_ring schedule needs a random generator")
+            raise UsageError("the focus_ring schedule needs a random generator")
         speed = np.ones_like(u)
         for harmonic in range(1, 4):
             amp = jitter * rng.uniform(0.2, 1.0) / harmonic
@@ -42,7 +54,7 @@ def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "un
         u = np.concatenate([[0.0], np.cumsum(0.5 * (speed[1:] + speed[:-1]))])
         u /= u[-1]
     elif schedule != "uniform_diopter":
-        raise ValueError(f"unknown focus schedule {schedule!r}")
+        raise UsageError(f"unknown focus schedule {schedule!r}")
     diopters = 1.0 / near_m + u * (1.0 / far_m - 1.0 / near_m)
     return 1.0 / diopters
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from blender_scenes.plan_format import PLAN_VERSION
 from nfs_synth.scene import optics, seeds, textures
+from nfs_synth.errors import UsageError
 
 # Objects stay this far (in diopters, as a share of the sweep) in front of the background.
 BACKGROUND_MARGIN = 0.06
@@ -128,6 +129,6 @@ def to_json(plan: dict) -> str:
 def from_json(text: str) -> dict:
     plan = json.loads(text)
     if plan.get("version") != PLAN_VERSION:
-        raise ValueError(f"scene plan version {plan.get('version')!r} is not supported "
+        raise UsageError(f"scene plan version {plan.get('version')!r} is not supported "
                          f"(this nfs_synth reads version {PLAN_VERSION})")
     return plan

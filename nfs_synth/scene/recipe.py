@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from blender_scenes.plan_format import PRIMITIVES
-from nfs_synth.errors import RecipeError
+from nfs_synth.errors import RecipeError, UsageError
+from nfs_synth.scene import optics
+from nfs_synth.sensors import dvs, spike_params
 from nfs_synth.sensors.dvs import PARAM_NAMES, TABLE3_RANGES
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RECIPE = REPO_ROOT / "recipes" / "quick.toml"
+# The shipped recipes: recipes/ in a checkout (nfs_synth/recipes links to it), package data when installed.
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+DEFAULT_RECIPE = RECIPES / "quick.toml"
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ SCHEMA: dict[str, Any] = {
     },
     "ground_truth": {
         "f_number": Key(float, 0.0, 0.0, 1024.0,
-                        doc="aperture of the all-in-focus render; 0 = pinhole (no depth of field)"),
+                        doc="aperture of the all-in-focus render; 0 = pinhole (no depth of field); the "
+                            "layered engine needs 0 or >= camera.f_number"),
     },
     "scene": {
         "objects_min": Key(int, 6, 1, 500),
@@ -117,9 +121,10 @@ SCHEMA: dict[str, Any] = {
             "enabled": Key(bool, True),
             "preset": Key(str, "random", choices=("random", "DVS346", "DVS240"),
                           doc="'random' draws k1..k6 per scene from `ranges`"),
-            **{k: Key(float, None, 0.0, 1e6, nullable=True,
+            **{k: Key(float, None, 0.0, 1e6, nullable=True, lo_open=k in dvs.POSITIVE,
                       doc=f"explicit {k}, overrides the preset or the random draw") for k in PARAM_NAMES},
-            "ranges": {k: Key("range", list(v), 0.0, 1e6) for k, v in TABLE3_RANGES.items()},
+            "ranges": {k: Key("range", list(v), 0.0, 1e6, lo_open=k in dvs.POSITIVE)
+                       for k, v in TABLE3_RANGES.items()},
             "random_initial_residual": Key(bool, False, doc="no lock-step leak events at the start"),
             "log_drift": Key(bool, False, doc="split-invariant k1*ln((L1+k2)/(L0+k2))/dt drift"),
             "quantize_8bit": Key(bool, False, doc="round gray frames to 8 bits, like a PNG pipeline"),
@@ -129,7 +134,7 @@ SCHEMA: dict[str, Any] = {
         "spikes": {
             "enabled": Key(bool, True),
             "preset": Key(str, "vidar_250x400", choices=("vidar_250x400", "ideal")),
-            "readout_hz": Key(float, 20_000.0, 1.0, 1e7, doc="readout steps per second"),
+            "readout_hz": Key(float, 20_000.0, 1.0, 1e7, doc="readout steps per second; at least the preset's dark spike rate (vidar_250x400: 93)"),
             "threshold": Key(float, 1.0, 1e-6, 1e6, lo_open=True, doc="integrate-and-fire threshold phi"),
             "reset": Key(str, "subtract", choices=("subtract", "zero")),
             "initial_charge": Key(str, "random", choices=("random", "zero")),
@@ -144,10 +149,15 @@ SCHEMA: dict[str, Any] = {
 # ---------------------------------------------------------------- loading and overrides
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Read a TOML recipe (default: recipes/quick.toml), apply `key.path=value` overrides, validate."""
+    """Read a TOML recipe (default: recipes/quick.toml; a bare name such as `paper` or `paper.toml` that
+    is no file here names a shipped recipe), apply `key.path=value` overrides, validate."""
     path = Path(path) if path is not None else DEFAULT_RECIPE
+    shipped = RECIPES / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if not path.is_file() and path.name == str(path) and shipped.is_file():
+        path = shipped
     if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
+        names = ", ".join(sorted(p.stem for p in RECIPES.glob("*.toml")))
+        raise RecipeError(f"recipe file not found: {path} (shipped recipes: {names})")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
@@ -192,7 +202,7 @@ def validate(raw: dict, source: str = "recipe", overridden: dict[str, str] | Non
     """Return the resolved recipe (all keys, defaults filled) or raise RecipeError naming the key and
     where its value came from: `source`, or the `--set` item in `overridden` (dotted key -> item)."""
     resolved = _validate_table(raw, SCHEMA, [], source, overridden or {})
-    _check_cross_fields(resolved, source)
+    _check_cross_fields(resolved, source, overridden or {})
     return resolved
 
 
@@ -233,9 +243,14 @@ def _check_number(value, spec: Key, key: str, source: str, kind) -> float:
     below = spec.lo is not None and (value <= spec.lo if spec.lo_open else value < spec.lo)
     above = spec.hi is not None and value > spec.hi
     if below or above:
-        lo = "(" if spec.lo_open else "["
-        raise RecipeError(f"{source}: '{key}' = {value!r} is out of range; allowed {lo}{spec.lo}, {spec.hi}]")
+        raise RecipeError(f"{source}: '{key}' = {value!r} is out of range; allowed {_bounds(spec)}")
     return float(value) if kind is float else int(value)
+
+
+def _bounds(spec: Key) -> str:
+    """`[2, 100000]`, `(0, 1e+06]`: as the reference table and the error messages print them."""
+    fmt = (lambda v: str(int(v))) if spec.kind is int else (lambda v: f"{v:g}")
+    return f"{'(' if spec.lo_open else '['}{fmt(spec.lo)}, {fmt(spec.hi)}]"
 
 
 def _check_value(value, spec: Key, key: str, source: str):
@@ -275,7 +290,7 @@ def _check_value(value, spec: Key, key: str, source: str):
     raise AssertionError(f"schema kind {kind!r}")
 
 
-def _check_cross_fields(r: dict, source: str) -> None:
+def _check_cross_fields(r: dict, source: str, overridden: dict[str, str]) -> None:
     sweep, scene, tex = r["sweep"], r["scene"], r["textures"]
     if sweep["near_m"] >= sweep["far_m"]:
         raise RecipeError(f"{source}: 'sweep.near_m' ({sweep['near_m']}) must be smaller than "
@@ -298,9 +313,18 @@ def _check_cross_fields(r: dict, source: str) -> None:
                           f"{sum(splits.values()):.6g}")
     if tex["source"] == "coco" and not tex["coco_root"]:
         raise RecipeError(f"{source}: 'textures.coco_root' is required when textures.source = 'coco'")
-    ranges = r["sensors"]["events"]["ranges"]
-    if ranges["k1"][0] <= 0 or ranges["k2"][0] < 0:
-        raise RecipeError(f"{source}: 'sensors.events.ranges.k1' must be positive")
+    # The simulators' and the engine's own checks, so that no value fails only at render time.
+    gt_f = r["ground_truth"]["f_number"]
+    checks = [("sensors.events", lambda: dvs.check_section(r["sensors"]["events"])),
+              ("sensors.spikes", lambda: spike_params.check_section(r["sensors"]["spikes"]))]
+    if r["render"]["engine"] == "layered":
+        checks.append(("", lambda: optics.check_layered_apertures(r["camera"]["f_number"], gt_f or None)))
+    for table, check in checks:
+        try:
+            check()
+        except UsageError as err:
+            key = ".".join(filter(None, (table, err.key))) or table
+            raise RecipeError(f"{overridden.get(key, source)}: '{key}': {err}", key=key) from None
 
 
 def to_json(recipe: dict) -> str:
@@ -327,8 +351,7 @@ def reference_markdown() -> str:
         if spec.choices:
             allowed = ", ".join(spec.choices)
         elif spec.lo is not None:
-            fmt = (lambda v: str(int(v))) if spec.kind is int else (lambda v: f"{v:g}")
-            allowed = f"{'(' if spec.lo_open else '['}{fmt(spec.lo)}, {fmt(spec.hi)}]"
+            allowed = _bounds(spec)
         else:
             allowed = ""
         default = json.dumps(spec.default)

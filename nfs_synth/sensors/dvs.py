@@ -13,6 +13,7 @@ from nfs_synth.errors import EventsError
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 
 PARAM_NAMES = ("k1", "k2", "k3", "k4", "k5", "k6")
+POSITIVE = ("k1", "k2")     # k1 divides the threshold crossing, k2 is the log-drift offset; others >= 0
 TABLE3_RANGES = {
     "k1": (4.0, 5.5),
     "k2": (18.0, 25.0),
@@ -21,12 +22,25 @@ TABLE3_RANGES = {
     "k5": (3e-9, 8e-8),
     "k6": (8e-6, 1.2e-5),
 }
-def real_number(name, value):
+
+
+def real_number(name, value, key=None):
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise EventsError(f"{name} must be a real number, got {value!r}")
+        raise EventsError(f"{name} must be a real number, got {value!r}", key=key)
     value = float(value)
     if not math.isfinite(value):
-        raise EventsError(f"{name} must be finite, got {value!r}")
+        raise EventsError(f"{name} must be finite, got {value!r}", key=key)
+    return value
+
+
+def check_k(name: str, value, key: str | None = None) -> float:
+    """One of k1..k6 as the model needs it: k1 (signal gain) and k2 (dark-current offset) > 0, the
+    others >= 0."""
+    value = real_number(name, value, key)
+    if name in POSITIVE and value <= 0.0:
+        raise EventsError(f"{name} must be > 0, got {value}; allowed (0, 1e+06]", key=key)
+    if value < 0.0:
+        raise EventsError(f"{name} must be >= 0, got {value}; allowed [0, 1e+06]", key=key)
     return value
 
 
@@ -46,14 +60,7 @@ class DVSParams:
 
     def __post_init__(self):
         for name in PARAM_NAMES:
-            object.__setattr__(self, name, real_number(name, getattr(self, name)))
-        if self.k1 <= 0.0:
-            raise EventsError(f"k1 (signal gain) must be > 0, got {self.k1}")
-        if self.k2 <= 0.0:
-            raise EventsError(f"k2 (dark-current offset) must be > 0, got {self.k2}")
-        for name in PARAM_NAMES[2:]:
-            if getattr(self, name) < 0.0:
-                raise EventsError(f"{name} must be >= 0, got {getattr(self, name)}")
+            object.__setattr__(self, name, check_k(name, getattr(self, name), name))
 
     def as_array(self) -> np.ndarray:
         return np.array([getattr(self, n) for n in PARAM_NAMES], dtype=np.float64)
@@ -87,15 +94,16 @@ def check_ranges(ranges) -> dict:
     out = {}
     for name in PARAM_NAMES:
         pair = ranges.get(name, TABLE3_RANGES[name])
+        key = f"ranges.{name}"
         if isinstance(pair, (str, bytes)) or len(pair) != 2:
-            raise EventsError(f"range of {name} must be [min, max], got {pair!r}")
-        lo, hi = real_number(f"{name} min", pair[0]), real_number(f"{name} max", pair[1])
+            raise EventsError(f"range of {name} must be [min, max], got {pair!r}", key=key)
+        lo, hi = real_number(f"{name} min", pair[0], key), real_number(f"{name} max", pair[1], key)
         if lo > hi:
-            raise EventsError(f"range of {name} has min {lo} > max {hi}")
-        positive = name in ("k1", "k2")
+            raise EventsError(f"range of {name} has min {lo} > max {hi}", key=key)
+        positive = name in POSITIVE
         if lo < 0.0 or (positive and lo == 0.0):
             bound = "(0" if positive else "[0"
-            raise EventsError(f"range of {name} must lie in {bound}, inf), got [{lo}, {hi}]")
+            raise EventsError(f"range of {name} must lie in {bound}, inf), got [{lo}, {hi}]", key=key)
         out[name] = (lo, hi)
     return out
 
@@ -109,3 +117,35 @@ def sample_params(rng: np.random.Generator, ranges: dict | None = None) -> DVSPa
     bounds = check_ranges({} if ranges is None else ranges)
     values = {name: rng.uniform(*bounds[name]) for name in PARAM_NAMES}
     return DVSParams(**values)
+
+
+INTENSITY_MODES = ("srgb_luminance", "linear_luminance")
+RECIPE_KEYS = frozenset(("enabled", "preset", *PARAM_NAMES, "ranges", "random_initial_residual",
+                         "log_drift", "quantize_8bit", "intensity"))
+
+
+def _flag(section, name):
+    v = section[name]
+    if not isinstance(v, (bool, np.bool_)):
+        raise EventsError(f"[sensors.events] {name} must be true or false, got {v!r}", key=name)
+    return bool(v)
+
+
+def check_section(section: dict) -> tuple[dict, dict, dict]:
+    """(ranges, explicit k overrides, boolean options) of a `[sensors.events]` table, or EventsError with
+    `key` set to the key at fault: what the simulator and the recipe check both run."""
+    if not isinstance(section, dict):
+        raise EventsError("[sensors.events] must be a table")
+    missing, unknown = RECIPE_KEYS - set(section), set(section) - RECIPE_KEYS
+    if missing or unknown:
+        raise EventsError(f"[sensors.events] missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
+    _flag(section, "enabled")
+    if section["preset"] != "random":
+        resolve_params(section["preset"])
+    ranges = check_ranges(section["ranges"])
+    overrides = {n: check_k(n, section[n], n) for n in PARAM_NAMES if section[n] is not None}
+    if section["intensity"] not in INTENSITY_MODES:
+        raise EventsError(f"[sensors.events] unknown intensity {section['intensity']!r}; known: "
+                          f"{list(INTENSITY_MODES)}", key="intensity")
+    options = {n: _flag(section, n) for n in ("random_initial_residual", "log_drift", "quantize_8bit")}
+    return ranges, overrides, options

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -49,6 +51,20 @@ def _check_frame(frame, shape, what="frame") -> np.ndarray:
     return arr
 
 
+def _available_bytes() -> int:
+    """Memory this machine can still give (MemAvailable; all of it where /proc is missing)."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# Bytes one event takes while an interval is simulated: the per-row buffer (int64), the output record
+# and the sort's copy.
+_BYTES_PER_EVENT = 8 + 2 * EVENT_DTYPE.itemsize
+
+
 def _check_time(t_us) -> int:
     if isinstance(t_us, bool) or not isinstance(t_us, (int, np.integer)):
         raise EventsError(f"timestamps must be integer microseconds, got {t_us!r}")
@@ -64,7 +80,7 @@ class EventSimulator:
 
     def __init__(self, height: int, width: int, params, rng: np.random.Generator, *,
                  random_initial_residual: bool = False, log_drift: bool = False,
-                 quantize_8bit: bool = False):
+                 quantize_8bit: bool = False, scale: float | None = None):
         for name, v in (("height", height), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v <= 65536:
                 raise EventsError(f"{name} must be an integer in 1..65536, got {v!r}")
@@ -75,6 +91,12 @@ class EventSimulator:
         self.random_initial_residual = bool(random_initial_residual)
         self.log_drift = bool(log_drift)
         self.quantize_8bit = bool(quantize_8bit)
+        if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
+            raise EventsError(f"scale must be a positive number (or None), got {scale!r}")
+        # None: frames are gray 0..255 as given (k1..k6 are calibrated there), and [0, 1]-looking
+        # frames get a warning; a number: frames are multiplied by it first.
+        self.scale = scale
+        self._brightest = 0.0
         self._k = self.params.as_array()
         self._key = np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
         shape = (self.height, self.width)
@@ -107,6 +129,17 @@ class EventSimulator:
         cur = _check_frame(frame, (self.height, self.width))
         if self._t_prev is not None and t_us <= self._t_prev:
             raise EventsError(f"timestamp {t_us} us is not after the previous frame's {self._t_prev} us")
+        if self.scale is not None and self.scale != 1.0:
+            cur *= self.scale
+        elif self.scale is None and self._brightest <= 1.0:
+            self._brightest = max(self._brightest, float(cur.max()))
+            if 0.0 < self._brightest <= 1.0:
+                warnings.warn("EventSimulator: the frames so far lie in [0, 1], but the model expects gray "
+                              "0..255 (k1..k6 are calibrated there): multiply them by 255 or pass scale=255 "
+                              "(scale=1 says [0, 1] is meant)", UserWarning, stacklevel=2)
+                self._brightest = math.inf                   # loudly, but once
+        if self._prev is not None:
+            self._check_interval(cur, t_us - self._t_prev)
         if self.quantize_8bit:
             cur = np.clip(np.rint(cur), 0.0, 255.0)
         if self._prev is None:
@@ -116,6 +149,27 @@ class EventSimulator:
         self._prev, self._t_prev = cur, t_us
         self._interval += 1
         return events
+
+    def _check_interval(self, cur: np.ndarray, dt: int) -> None:
+        """Refuse an interval whose events would not fit in memory (timestamps in ns, a paused stream),
+        with the size it would need. A bound from the brightest pixel first, so that ordinary intervals
+        cost no array pass; then the expected count: drift |mu| dt and diffusion sigma^2 dt per pixel."""
+        k1, k2, k3, k4, k5, k6 = self._k
+        available = _available_bytes()
+        top = max(float(self._prev.max()), float(cur.max()))
+        bound = self.height * self.width * (k1 * top / k2 + (k4 + k5 * top) * dt
+                                            + (k3 * math.sqrt(top) / k2 + k6) ** 2 * dt + 1.0)
+        if bound * _BYTES_PER_EVENT <= available:
+            return
+        lm = 0.5 * (self._prev + cur)
+        mu = np.abs(k1 * (cur - self._prev) / dt / (lm + k2) + k4 + k5 * lm)
+        sigma = k3 * np.sqrt(lm) / (lm + k2) + k6
+        expected = float(np.sum(mu * dt + sigma ** 2 * dt))
+        if expected * _BYTES_PER_EVENT > available:
+            raise EventsError(
+                f"the interval of {dt} us before t = {self._t_prev + dt} us would make about {expected:.3g} events, "
+                f"needing {expected * _BYTES_PER_EVENT / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
+                "available: are the timestamps integer microseconds? Feed frames closer together")
 
     def _interval_events(self, cur, dt):
         """Events of the interval from self._prev to cur (dt us after it); advances the residual."""

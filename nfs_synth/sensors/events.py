@@ -12,7 +12,8 @@ import json
 import numpy as np
 
 from nfs_synth.color import REC709_LUMA, srgb_curve
-from nfs_synth.sensors.dvs import DVS240, DVS346, EVENT_DTYPE, PARAM_NAMES, PRESETS, TABLE3_RANGES, DVSParams, check_ranges, resolve_params, sample_params
+from nfs_synth.sensors.dvs import (DVS240, DVS346, EVENT_DTYPE, INTENSITY_MODES, PARAM_NAMES, PRESETS, TABLE3_RANGES,
+                                   DVSParams, check_section, resolve_params, sample_params)
 from nfs_synth.errors import EventsError
 from nfs_synth.sensors.event_simulator import EventSimulator
 
@@ -24,9 +25,6 @@ MODEL = "DVS-Voltmeter (Lin et al., ECCV 2022), nfs_synth corrected"
 # Changes whenever the same seed gives other events (2: the 1024-layer ziggurat, one draw per step).
 MODEL_VERSION = "nfs_synth.events/2"
 
-INTENSITY_MODES = ("srgb_luminance", "linear_luminance")
-RECIPE_KEYS = frozenset(("enabled", "preset", *PARAM_NAMES, "ranges", "random_initial_residual",
-                         "log_drift", "quantize_8bit", "intensity"))
 
 
 def simulate(frames, t_us, params, seed, *, device=None, **options) -> np.ndarray:
@@ -85,13 +83,6 @@ def _child(seed_seq: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
                                   pool_size=seed_seq.pool_size)
 
 
-def _flag(section, name):
-    v = section[name]
-    if not isinstance(v, (bool, np.bool_)):
-        raise EventsError(f"[sensors.events] {name} must be true or false, got {v!r}")
-    return bool(v)
-
-
 def from_recipe(section: dict, seed_seq: np.random.SeedSequence, height: int,
                 width: int) -> tuple[EventSimulator, dict]:
     """Build the simulator of a `[sensors.events]` recipe table; returns (sim, attrs).
@@ -101,31 +92,21 @@ def from_recipe(section: dict, seed_seq: np.random.SeedSequence, height: int,
     two independent children of `seed_seq`, so switching the preset or overriding a k
     leaves the noise stream unchanged.  The caller acts on `enabled`.
     """
-    if not isinstance(section, dict):
-        raise EventsError("[sensors.events] must be a table")
-    missing, unknown = RECIPE_KEYS - set(section), set(section) - RECIPE_KEYS
-    if missing or unknown:
-        raise EventsError(f"[sensors.events] missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
+    ranges, overrides, options = check_section(section)
     if not isinstance(seed_seq, np.random.SeedSequence):
         raise EventsError(f"seed_seq must be a numpy SeedSequence, got {type(seed_seq).__name__}")
-    enabled = _flag(section, "enabled")
-    preset = section["preset"]
-    ranges = check_ranges(section["ranges"])
+    preset, intensity = section["preset"], section["intensity"]
     if preset == "random":
         base = sample_params(np.random.default_rng(_child(seed_seq, 0)), ranges)
     else:
         base = resolve_params(preset)
-    overrides = {n: section[n] for n in PARAM_NAMES if section[n] is not None}
     params = dataclasses.replace(base, **overrides)
-    intensity = section["intensity"]
-    if intensity not in INTENSITY_MODES:
-        raise EventsError(f"[sensors.events] unknown intensity {intensity!r}; known: {list(INTENSITY_MODES)}")
-    options = {n: _flag(section, n) for n in ("random_initial_residual", "log_drift", "quantize_8bit")}
-    sim = EventSimulator(height, width, params, np.random.default_rng(_child(seed_seq, 1)), **options)
+    # rgb_to_gray's frames are on 0..255: scale=1 states it (a dark scene is no [0, 1] mistake)
+    sim = EventSimulator(height, width, params, np.random.default_rng(_child(seed_seq, 1)), scale=1.0, **options)
     attrs = {
         "model": MODEL,
         "model_version": MODEL_VERSION,
-        "enabled": enabled,
+        "enabled": bool(section["enabled"]),
         "preset": preset,
         **params.as_dict(),
         "overridden": json.dumps(sorted(overrides)),

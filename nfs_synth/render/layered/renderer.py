@@ -18,7 +18,7 @@ from blender_scenes.plan_format import CLIP_END_M, CLIP_START_M
 from nfs_synth.errors import LayeredSettingsError
 from nfs_synth.render.layered.slabs import FILTER_MARGIN_PX, object_bounds, slab_count, slab_edges, split_by_object
 from nfs_synth.render.layered.stack import SlabStack
-from nfs_synth.scene.optics import blur_diameter_px
+from nfs_synth.scene.optics import blur_diameter_px, check_layered_apertures
 
 MAX_SLABS = 4096
 
@@ -62,10 +62,7 @@ class LayeredRenderer:
 
     def _plan_slabs(self, slabs: int, tolerance: float, samples: int, visibility: int) -> None:
         cam = self.plan["camera"]
-        gt_f = self.plan["ground_truth"].get("f_number")
-        if gt_f is not None and gt_f < cam["f_number"]:
-            raise LayeredSettingsError("the layered engine needs ground_truth.f_number >= camera.f_number "
-                                       "(or none): its slabs are padded for the sweep's blur")
+        check_layered_apertures(cam["f_number"], self.plan["ground_truth"].get("f_number"))
         self.timings["composite"] = 0.0
         self._ppd = float(blur_diameter_px(1.0, np.inf, cam["focal_length_mm"], cam["f_number"],
                                            cam["sensor_width_mm"], cam["width"]))
