@@ -90,3 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(str(err))
     except (OSError, SceneFileError, ManifestError) as err:
         return failure(err)
+
+
+if __name__ == "__main__":        # python -m nfs_synth.cli, e.g. to run a worktree without installing it
+    sys.exit(main())
