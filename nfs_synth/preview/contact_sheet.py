@@ -11,7 +11,7 @@ from nfs_synth.drawing import caption, enlarge
 from nfs_synth.preview.panels import sweep_panels
 
 TILE_MIN_SIDE = 128   # small renders are enlarged (whole factors) so that captions fit
-ROW_TITLES = {"frame": "frame {}", "events": "events ON red OFF blue", "spikes": "spikes"}
+ROW_TITLES = {"frame": "frame {}", "events": "ON red OFF blue", "spikes": "spike TFP"}
 
 
 def sheet_frames(n_frames: int, columns: int) -> list[int]:

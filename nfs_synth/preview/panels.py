@@ -18,7 +18,7 @@ TFP_HALF_CELLS = 2   # so a TFP image spans one frame interval, as short as the 
 @dataclass(frozen=True)
 class Panel:
     image: np.ndarray    # (H, W, 3) float32 sRGB in [0, 1]
-    note: str            # a short caption: what the panel counts
+    note: str            # what the panel holds, in a few characters (fits under 96 px)
 
 
 def streams_of(scene: EvalScene) -> list[str]:
@@ -44,8 +44,7 @@ def sweep_panels(scene: EvalScene, frames: list[int], event_window_frames: float
         windows = [(max(0, EVENT_GRID * i - half), min(ev.edges_us.size - 1, EVENT_GRID * i + half)) for i in frames]
         counts = [(ev.on[hi] - ev.on[lo], ev.off[hi] - ev.off[lo]) for lo, hi in windows]
         peak = float(np.percentile(np.stack([on + off for on, off in counts]), 99))
-        out["events"] = [Panel(polarity_rgb(on, off, peak), f"{int(on.sum() + off.sum())} ev {_ms(ev.edges_us, lo, hi)}")
-                         for (on, off), (lo, hi) in zip(counts, windows)]
+        out["events"] = [Panel(polarity_rgb(on, off, peak), f"{int(on.sum() + off.sum())} events") for on, off in counts]
     if "spikes" in streams:
         sp = scene.spike_stack(SPIKE_CELLS)
         out["spikes"] = []
@@ -53,9 +52,5 @@ def sweep_panels(scene: EvalScene, frames: list[int], event_window_frames: float
             j = sp.index_of(stamps[i])
             lo, hi = max(0, j - TFP_HALF_CELLS), min(sp.n_steps - 1, j + TFP_HALF_CELLS)
             grey = srgb_encode(np.clip(sp.tfp(j, TFP_HALF_CELLS), 0, 1))
-            out["spikes"].append(Panel(np.repeat(grey[..., None], 3, axis=2), f"TFP {_ms(sp.t_us, lo, hi)}"))
+            out["spikes"].append(Panel(np.repeat(grey[..., None], 3, axis=2), f"{(sp.t_us[hi] - sp.t_us[lo]) / 1e3:.3g} ms"))
     return out
-
-
-def _ms(edges_us: np.ndarray, lo: int, hi: int) -> str:
-    return f"{(edges_us[hi] - edges_us[lo]) / 1e3:.1f} ms"

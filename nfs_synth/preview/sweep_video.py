@@ -15,9 +15,9 @@ from nfs_synth.drawing import caption, enlarge
 from nfs_synth.errors import SceneFileError
 from nfs_synth.preview.panels import sweep_panels
 
-VIDEO_MIN_SIDE = 128          # small renders are enlarged (whole factors) so that captions fit
+VIDEO_MIN_SIDE = 96           # small renders are enlarged (whole factors) so that captions fit
 VIDEO_EVENT_WINDOW = 2        # frame intervals of events per video frame
-PANEL_TITLES = {"frame": "frame", "events": "events ON red OFF blue", "spikes": "spike TFP"}
+PANEL_TITLES = {"frame": "frame", "events": "events", "spikes": "spike TFP"}
 
 
 def video_frames(scene: EvalScene) -> list[np.ndarray]:
@@ -27,12 +27,12 @@ def video_frames(scene: EvalScene) -> list[np.ndarray]:
     indices = list(range(scene.n_frames))
     panels = sweep_panels(scene, indices, VIDEO_EVENT_WINDOW)
     focus, stamps = scene.focus_distance_m, scene.timestamps_us
+    legend = f"ON red, OFF blue; {VIDEO_EVENT_WINDOW}-frame windows" if "events" in panels else ""
+    notes = lambda kind, n, i: f"{i + 1}/{scene.n_frames}" if kind == "frame" else panels[kind][n].note
     return [caption(np.concatenate([caption(enlarge(panels[kind][n].image, VIDEO_MIN_SIDE), PANEL_TITLES[kind],
-                                            panels[kind][n].note if kind != "frame" else "")
-                                    for kind in panels], axis=1),
-                    f"t = {stamps[i] / 1e3:.1f} ms   focus {focus[i]:.3f} m   frame {i + 1}/{scene.n_frames}")
+                                            notes(kind, n, i)) for kind in panels], axis=1),
+                    f"t = {stamps[i] / 1e3:.1f} ms  focus {focus[i]:.3f} m", legend)
             for n, i in enumerate(indices)]
-
 
 def write_gif(target: Path, frames: list[np.ndarray], fps: float) -> None:
     """An endlessly looping GIF at `fps` frames per second (GIF delays are whole centiseconds)."""

@@ -15,6 +15,7 @@ from nfs_synth.preview.panels import sweep_panels
 from nfs_synth.preview.rate_plot import RATE_PLOT_PX, event_rate, in_focus_times_us
 
 TILE = 128 + CAPTION_HEIGHT          # 32 px enlarged x4, caption strip below
+VIDEO_TILE = 96 + CAPTION_HEIGHT     # x3 in the video
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_corpus_preview_writes_sheet_rate_plot_and_video(reference_copy, capsys)
     assert sheet.shape == (4 * TILE, 3 * 128, 3)     # frames, events, spikes, all-in-focus + depth
     assert iio.imread(out / "scene_00000_event_rate.png").shape[:2] == RATE_PLOT_PX[::-1]
     video = iio.imread(out / "scene_00000_sweep.gif", index=None)
-    assert video.shape[:3] == (5, TILE + CAPTION_HEIGHT, 3 * 128)   # one video frame per sweep frame
+    assert video.shape[:3] == (5, VIDEO_TILE + CAPTION_HEIGHT, 3 * 96)   # one video frame per sweep frame
     assert not list(out.glob("*.tmp-*"))
     assert "no events" not in capsys.readouterr().out
 
@@ -54,7 +55,7 @@ def test_event_panels_colour_exactly_the_pixels_with_events(scene_file):
         lo, hi = max(0, k - 2), min(stack.edges_us.size - 1, k + 2)
         counts = stack.on[hi] - stack.on[lo] + stack.off[hi] - stack.off[lo]
         coloured = (panel.image < 1).any(axis=2)
-        assert np.array_equal(coloured, counts > 0) and f"{counts.sum()} ev" in panel.note
+        assert np.array_equal(coloured, counts > 0) and panel.note == f"{counts.sum()} events"
     assert any((p.image < 1).any() for p in panels["events"])
     assert all(p.image.shape == (32, 32, 3) and p.image.std() > 0 for p in panels["spikes"])
 
@@ -71,7 +72,7 @@ def test_scene_without_a_sensor_previews_without_its_panel(scene_file, tmp_path,
     assert iio.imread(tmp_path / "p" / "scene_00000.png").shape == ((len(rows) + 1) * TILE, 2 * 128, 3)
     assert (tmp_path / "p" / "scene_00000_event_rate.png").exists() == ("events" in rows)
     video = iio.imread(tmp_path / "p" / "scene_00000_sweep.gif", index=None)
-    assert video.shape[:3] == (5, TILE + CAPTION_HEIGHT, video_panels * 128)
+    assert video.shape[:3] == (5, VIDEO_TILE + CAPTION_HEIGHT, video_panels * 96)
     assert ("no events" in capsys.readouterr().out) == ("events" not in rows)
 
 
