@@ -56,3 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         top.parse_args(argv or ["--help"])
         return 2
     return _run_command(argv[0], argv[1:], prog=f"nfs-synth {argv[0]}")
+
+
+if __name__ == "__main__":        # python -m nfs_synth.cli, e.g. to run a worktree without installing it
+    sys.exit(main())

