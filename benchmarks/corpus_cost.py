@@ -93,7 +93,7 @@ def run_engine(args, engine: str, out: Path) -> dict:
                        "cpu_s": sum(v["cpu_s"] for v in stages.values()),
                        "wall_s": sum(v["wall_s"] for v in stages.values()),
                        "peak_rss_bytes": t["peak_rss_bytes"], "stages": stages, "renderer": t["renderer"],
-                       "raw_sha256_s": raw_sha256_s(path)})
+                       "measured_hash_wall_s": t["stages"]["hash"]["wall_s"], "raw_sha256_s": raw_sha256_s(path)})
     return {"engine": engine, "frames": frames, "frames_rendered": k, "projected": k != frames,
             "process_cpu_s": cpu, "process_wall_s": wall,
             "startup_cpu_s": cpu - sum(s["measured_cpu_s"] for s in scenes),
@@ -115,7 +115,7 @@ def report(result: dict, corpus_scenes: int) -> None:
         print(f"   measured: stages sum {sc['measured_stage_wall_s']:.2f} s of {sc['measured_wall_s']:.2f} s wall, "
               f"residual {resid:.2f} s ({100 * resid / sc['measured_wall_s']:.1f} %)")
         print(f"   reference: raw SHA-256 of the file {sc['raw_sha256_s']:.2f} s; content hash / raw "
-              f"{sc['stages']['hash']['wall_s'] / max(sc['raw_sha256_s'], 1e-9):.1f}x")
+              f"{sc['measured_hash_wall_s'] / max(sc['raw_sha256_s'], 1e-9):.1f}x (as measured, not projected)")
     mean = sum(s["cpu_s"] for s in result["scenes"]) / len(result["scenes"])
     print(f"   mean {mean:.1f} CPU-s/scene = {mean / TARGET_CPU_S:.2f}x the 90 CPU-s target; "
           f"{corpus_scenes} scenes: {corpus_scenes * mean / 3600:.2f} core-hours{tag}")
