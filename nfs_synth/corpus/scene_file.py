@@ -85,6 +85,15 @@ class SceneWriter:
         self._stack.__exit__(exc_type, exc, tb)
 
 
+def set_wall_clock_attrs(path: str | Path, **attrs) -> None:
+    """Add wall-clock attributes to a complete file: they are outside the content hash, so timings that
+    include closing and hashing the file can be stored after both."""
+    if unknown := sorted(set(attrs) - WALL_CLOCK_ATTRS):
+        raise SceneFileError(f"{unknown} are not wall-clock attributes of the scene-file schema")
+    with h5py.File(path, "r+") as h5:
+        h5.attrs.update(attrs)
+
+
 def open_scene(path: str | Path) -> h5py.File:
     """The file open for reading; SceneFileError naming it, as h5py's own messages do not."""
     if not Path(path).is_file():

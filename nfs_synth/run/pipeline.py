@@ -6,7 +6,7 @@ with sweep length. The same `SensorRig` re-simulates stored renders for sensor s
 from __future__ import annotations
 
 import json
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
@@ -14,96 +14,126 @@ import numpy as np
 
 from nfs_synth.render import engines
 from nfs_synth.scene import optics, plan as plans, seeds, textures
-from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name
+from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name, set_wall_clock_attrs
+from nfs_synth.run.stages import StageClock
 from nfs_synth.scene.recipe import to_json
 
 
 class SensorRig:
-    """The enabled sensors of a recipe, fed frame by frame, writing into an open scene file."""
+    """The enabled sensors of a recipe, fed frame by frame, writing into an open scene file.
 
-    def __init__(self, recipe: dict, index: int, height: int, width: int, h5file):
+    Simulation counts to the stages "events" and "spikes" of `clock`, writing to "hdf5".
+    """
+
+    def __init__(self, recipe: dict, index: int, height: int, width: int, h5file,
+                 clock: StageClock | None = None):
         seed = recipe["corpus"]["seed"]
-        self.parts = []            # (convert frame, simulator, writer, finish(writer, t_end))
+        self.clock = clock or StageClock()
+        self.parts = []            # (stage, convert frame, simulator, writer, finish(writer, t_end))
         ev_cfg, sp_cfg = recipe["sensors"]["events"], recipe["sensors"]["spikes"]
         if ev_cfg["enabled"]:
-            from nfs_synth.corpus.events_io import EventWriter
-            from nfs_synth.sensors import events
+            with self.clock.stage("events"):
+                from nfs_synth.corpus.events_io import EventWriter
+                from nfs_synth.sensors import events
 
-            sim, attrs = events.from_recipe(ev_cfg, seeds.scene_seed(seed, index, seeds.EVENTS),
-                                            height, width)
-            self.parts.append((lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]), sim,
+                sim, attrs = events.from_recipe(ev_cfg, seeds.scene_seed(seed, index, seeds.EVENTS),
+                                                height, width)
+            self.parts.append(("events", lambda rgb, c=ev_cfg: events.rgb_to_gray(rgb, c["intensity"]), sim,
                                EventWriter(h5file, height, width, attrs, recipe["corpus"]["event_compression"]),
                                lambda w, t: w.close(t)))
         if sp_cfg["enabled"]:
-            from nfs_synth.corpus.spikes_io import SpikeWriter
-            from nfs_synth.sensors import spikes
+            with self.clock.stage("spikes"):
+                from nfs_synth.corpus.spikes_io import SpikeWriter
+                from nfs_synth.sensors import spikes
 
-            sim, attrs = spikes.from_recipe(sp_cfg, seeds.scene_seed(seed, index, seeds.SPIKES),
-                                            height, width)
-            self.parts.append((lambda rgb, c=sp_cfg: spikes.rgb_to_intensity(rgb, c["intensity_scale"]),
+                sim, attrs = spikes.from_recipe(sp_cfg, seeds.scene_seed(seed, index, seeds.SPIKES),
+                                                height, width)
+            self.parts.append(("spikes", lambda rgb, c=sp_cfg: spikes.rgb_to_intensity(rgb, c["intensity_scale"]),
                                sim, SpikeWriter(h5file, height, width, attrs), lambda w, t: w.close()))
 
     def feed(self, rgb: np.ndarray, t_us: int) -> None:
-        for convert, sim, writer, _ in self.parts:
-            writer.append(sim.feed(convert(rgb), int(t_us)))
+        for stage, convert, sim, writer, _ in self.parts:
+            with self.clock.stage(stage):
+                out = sim.feed(convert(rgb), int(t_us))
+            with self.clock.stage("hdf5"):
+                writer.append(out)
 
     def close(self, t_end_us: int) -> None:
-        for _, _, writer, finish in self.parts:
-            finish(writer, int(t_end_us))
+        with self.clock.stage("hdf5"):
+            for _, _, _, writer, finish in self.parts:
+                finish(writer, int(t_end_us))
 
 
 def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = None,
                  texture_refs: list[dict] | None = None, on_frame=None) -> dict:
     """Plan, render and simulate scene `index` into `path` (atomic). Returns its manifest entry.
 
-    `on_frame(i)` runs after frame i is stored (the orchestrator's fault-injection hook).
+    `on_frame(i)` runs after frame i is stored (the orchestrator's fault-injection hook). The file's
+    `timings_json` holds the StageClock report (stages: plan, build, render_aif, render_frames, events,
+    spikes, hdf5, hash) and the renderer's own `timings`; docs/cost.md reads them.
     """
-    started = time.perf_counter()
-    plan = plans.sample_plan(recipe, index, texture_refs)
-    pixels = {tid: textures.load_texture(ref, recipe["textures"]) for tid, ref in plan["textures"].items()}
+    clock = StageClock()
+    with clock.stage("plan"):
+        plan = plans.sample_plan(recipe, index, texture_refs)
+        pixels = {tid: textures.load_texture(ref, recipe["textures"]) for tid, ref in plan["textures"].items()}
     cam = plan["camera"]
     height, width = cam["height"], cam["width"]
     stamps = np.asarray(plan["sweep"]["timestamps_us"], np.int64)
     focus = np.asarray(plan["sweep"]["focus_distance_m"], np.float64)
-    with engines.renderer_class(plan["render"]["engine"])(plan, pixels, threads=threads) as renderer, \
-            SceneWriter(path, len(stamps), height, width) as out:
-        out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=to_json(recipe),
-                      plan_json=plans.to_json(plan), blender_version=engines.blender_version(),
-                      render_json=json.dumps(plan["render"] | getattr(renderer, "settings", {}), sort_keys=True),
-                      intensity="frames and all_in_focus are linear RGB; sensors document their own "
-                                "conversion in their group attributes")
-        out.write_array("timestamps_us", stamps, "us")
-        out.write_array("focus_distance_m", focus, "m (planar focus distance)")
-        out.write_array("camera/K", optics.intrinsics(width, height, cam["focal_length_mm"],
-                                                      cam["sensor_width_mm"]), "px")
-        out.h5["camera"].attrs.update({k: v for k, v in cam.items()})
-        aif, depth = renderer.all_in_focus()
-        # Cycles output of smooth-shaded meshes varies in the last float32 bits between processes (up
-        # to ~3e-5 relative, docs/scale_out.md); float16 precision, as for the frames, hides nearly all.
-        out.write_array("all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
-        out.write_array("depth_m", depth.astype(np.float32), "m (planar depth)")
-        rig = SensorRig(recipe, index, height, width, out.h5)
-        for i, frame in enumerate(renderer.sweep()):
+    with clock.stage("build"):
+        renderer = engines.renderer_class(plan["render"]["engine"])(plan, pixels, threads=threads)
+    with renderer, ExitStack() as scene_file:
+        with clock.stage("hdf5"):
+            out = scene_file.enter_context(SceneWriter(path, len(stamps), height, width))
+            out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=to_json(recipe),
+                          plan_json=plans.to_json(plan), blender_version=engines.blender_version(),
+                          render_json=json.dumps(plan["render"] | getattr(renderer, "settings", {}),
+                                                 sort_keys=True),
+                          intensity="frames and all_in_focus are linear RGB; sensors document their own "
+                                    "conversion in their group attributes")
+            out.write_array("timestamps_us", stamps, "us")
+            out.write_array("focus_distance_m", focus, "m (planar focus distance)")
+            out.write_array("camera/K", optics.intrinsics(width, height, cam["focal_length_mm"],
+                                                          cam["sensor_width_mm"]), "px")
+            out.h5["camera"].attrs.update({k: v for k, v in cam.items()})
+        with clock.stage("render_aif"):
+            aif, depth = renderer.all_in_focus()
+        with clock.stage("hdf5"):
+            # Cycles output of smooth-shaded meshes varies in the last float32 bits between processes (up
+            # to ~3e-5 relative, docs/scale_out.md); float16 precision, as for the frames, hides nearly all.
+            out.write_array("all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
+            out.write_array("depth_m", depth.astype(np.float32), "m (planar depth)")
+        rig = SensorRig(recipe, index, height, width, out.h5, clock)
+        for i, frame in enumerate(clock.each("render_frames", renderer.sweep())):
             # The sensors see the frame as stored (float16), so a sensor study re-simulating the
             # file with unchanged parameters reproduces these streams bit for bit.
-            stored = frame.astype(np.float16)
-            out.write_frame(i, stored)
+            with clock.stage("hdf5"):
+                stored = frame.astype(np.float16)
+                out.write_frame(i, stored)
             rig.feed(stored.astype(np.float32), stamps[i])
             if on_frame is not None:
                 on_frame(i)
         rig.close(int(stamps[-1]))
-        out.set_attrs(timings_json=json.dumps(renderer.timings), wall_seconds=time.perf_counter() - started)
-    return scene_entry(path, index) | {"seconds": round(time.perf_counter() - started, 3)}
+        with clock.stage("hdf5"):
+            scene_file.close()        # flush, close and rename: the scene file is complete
+        with clock.stage("build"):
+            renderer.close()
+    with clock.stage("hash"):
+        sha256 = content_hash(path)
+    timings = clock.report() | {"renderer": renderer.timings}
+    set_wall_clock_attrs(path, timings_json=json.dumps(timings), wall_seconds=timings["wall_s"])
+    return scene_entry(path, index, sha256) | {"seconds": round(timings["wall_s"], 3)}
 
 
-def scene_entry(path: Path, index: int) -> dict:
-    """The manifest entry of a complete scene file (also for files found without an entry)."""
+def scene_entry(path: Path, index: int, sha256: str | None = None) -> dict:
+    """The manifest entry of a complete scene file (also for files found without an entry); `sha256`
+    when its content hash is known already."""
     with h5py.File(path, "r") as h5:
         frames, height, width = h5["frames"].shape[:3]
         events = h5["events/t"].shape[0] if "events" in h5 else 0
         spike_steps = h5["spikes/t_us"].shape[0] if "spikes" in h5 else 0
     return {"index": index, "file": f"scenes/{path.name}", "status": "complete",
-            "sha256": content_hash(path), "bytes": path.stat().st_size, "frames": frames,
+            "sha256": sha256 or content_hash(path), "bytes": path.stat().st_size, "frames": frames,
             "height": height, "width": width, "events": events, "spike_steps": spike_steps}
 
 
