@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set sweep.frames=48 (repeatable)")
     p.add_argument("--scenes", metavar="START:STOP", help="only scenes START..STOP-1 (job arrays)")
-    p.add_argument("--shard", metavar="I/N", help="only block I (0-based) of N equal blocks (job arrays)")
+    p.add_argument("--shard", metavar="I/N", help="only block I (0-based) of N equal blocks (job arrays); "
+                   "auto: I and N of this SLURM array task")
     add_pool_arguments(p)
 
 

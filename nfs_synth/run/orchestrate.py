@@ -6,6 +6,7 @@ removes the temporaries of its own scenes that a killed run left behind.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -30,9 +31,30 @@ STALE_LEDGER_TMP_S = 300        # a manifest write takes milliseconds; older tem
 _TMP_NAME = re.compile(rf"scene_(\d+)\.h5{re.escape(TMP_MARK)}")
 
 
+def slurm_array_shard(environ=os.environ) -> str:
+    """`--shard auto`: I/N of this SLURM array task, I counted from the array's first task id."""
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+    missing = [name for name in names[:2] if name not in environ]
+    if missing:
+        raise SelectionError(f"--shard auto: {' and '.join(missing)} not set; it works only inside a "
+                             "SLURM job array (sbatch --array=0-N), elsewhere use --shard I/N")
+    try:
+        task, count, first = (int(environ.get(name, "0")) for name in names)
+    except ValueError:
+        raise SelectionError("--shard auto: non-integer " + ", ".join(
+            f"{n}={environ[n]!r}" for n in names if n in environ)) from None
+    if not 0 <= task - first < count:      # a stepped (0-6:2) or sparse (1,5) array has gaps
+        raise SelectionError(f"--shard auto: SLURM_ARRAY_TASK_ID={task} is not within the "
+                             f"SLURM_ARRAY_TASK_COUNT={count} tasks from SLURM_ARRAY_TASK_MIN={first}; "
+                             "use a contiguous array such as --array=0-7")
+    return f"{task - first}/{count}"
+
+
 def select_scenes(total: int, scenes: str | None = None, shard: str | None = None) -> range:
     """`--scenes START:STOP` (either end may be empty), then `--shard I/N` (0-based contiguous
-    blocks of that range); the whole corpus without either."""
+    blocks of that range; `auto`: from the SLURM job array); the whole corpus without either."""
+    if shard == "auto":
+        shard = slurm_array_shard()
     selected = range(total)
     if scenes is not None:
         start, sep, stop = scenes.partition(":")

@@ -13,6 +13,7 @@ import pytest
 from nfs_synth.commands import validate
 from nfs_synth.corpus.atomic import TMP_MARK
 from nfs_synth.run.orchestrate import (STALE_LEDGER_TMP_S, SelectionError, clean_stale_temporaries,
+                                      slurm_array_shard,
                                       select_scenes)
 from tiny_corpus import ARGS, generate, hashes
 
@@ -139,3 +140,21 @@ def test_stale_temporaries_of_selected_scenes_and_old_ledger_writes_are_removed(
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(f"*{TMP_MARK}*")) == [
         "manifest.d/scenes-0000000-0000004.json.tmp-11-deadbeef", "manifest.json.tmp-11-deadbeef",
         "scenes/scene_00007.h5.tmp-11-deadbeef", "scenes/scene_00007.h5.tmp-12-deadbeef"]
+
+
+def test_shard_auto_from_slurm_array_environment():
+    env = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "3"}
+    assert slurm_array_shard(env) == "2/4"
+    assert slurm_array_shard({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}) == "3/4"
+    with pytest.raises(SelectionError, match="SLURM_ARRAY_TASK_COUNT not set"):
+        slurm_array_shard({"SLURM_ARRAY_TASK_ID": "0"})
+    with pytest.raises(SelectionError, match="contiguous"):        # --array=0-6:2: ids 0,2,4,6, count 4
+        slurm_array_shard({"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0"})
+    with pytest.raises(SelectionError, match="non-integer"):
+        slurm_array_shard({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"})
+
+
+def test_shard_auto_outside_slurm_exits_2(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+    assert generate(tmp_path / "out", "--shard", "auto") == 2
+    assert not (tmp_path / "out").exists()
