@@ -22,17 +22,18 @@ PANEL_TITLES = {"frame": "frame", "events": "events", "spikes": "spike TFP"}
 
 def video_frames(scene: EvalScene) -> list[np.ndarray]:
     """One RGB uint8 image per sweep frame, all of one size."""
-    if scene.n_frames < 2:
-        raise SceneFileError(f"{scene.path}: {scene.n_frames} frame; a sweep video needs at least 2")
-    indices = list(range(scene.n_frames))
-    panels = sweep_panels(scene, indices, VIDEO_EVENT_WINDOW)
+    n_frames = scene.n_frames
+    if n_frames < 2:
+        raise SceneFileError(f"{scene.path}: {n_frames} frame; a sweep video needs at least 2")
+    panels = sweep_panels(scene, list(range(n_frames)), VIDEO_EVENT_WINDOW)
     focus, stamps = scene.focus_distance_m, scene.timestamps_us
     legend = f"ON red, OFF blue; {VIDEO_EVENT_WINDOW}-frame windows" if "events" in panels else ""
-    notes = lambda kind, n, i: f"{i + 1}/{scene.n_frames}" if kind == "frame" else panels[kind][n].note
-    return [caption(np.concatenate([caption(enlarge(panels[kind][n].image, VIDEO_MIN_SIDE), PANEL_TITLES[kind],
-                                            notes(kind, n, i)) for kind in panels], axis=1),
+    note = lambda kind, i: f"{i + 1}/{n_frames}" if kind == "frame" else panels[kind][i].note
+    return [caption(np.concatenate([caption(enlarge(panels[kind][i].image, VIDEO_MIN_SIDE), PANEL_TITLES[kind],
+                                            note(kind, i)) for kind in panels], axis=1),
                     f"t = {stamps[i] / 1e3:.1f} ms  focus {focus[i]:.3f} m", legend)
-            for n, i in enumerate(indices)]
+            for i in range(n_frames)]
+
 
 def write_gif(target: Path, frames: list[np.ndarray], fps: float) -> None:
     """An endlessly looping GIF at `fps` frames per second (GIF delays are whole centiseconds)."""
