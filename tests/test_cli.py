@@ -132,4 +132,5 @@ def test_preview_names_a_bad_scene_file_and_keeps_going(reference_copy, tmp_path
         err = capsys.readouterr().err
         assert "scene_00001.h5: not a readable HDF5 file" in err
         assert err.splitlines()[-1] == "error: 1 scene file(s) could not be read: scene_00001.h5"
-        assert sorted(p.name for p in out.iterdir()) == [f"scene_{i:05d}.png" for i in made]
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"scene_{i:05d}{kind}.png" for i in made
+                                                               for kind in ("", "_event_rate"))
