@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 
 from nfs_synth import __version__
-from nfs_synth.errors import DataError, UsageError, report
+from nfs_synth.errors import DataError, Interrupted, UsageError, report, report_interrupt
 
 COMMANDS = {
     "generate": "make a corpus from a recipe (the same as generate.py)",
@@ -30,12 +33,27 @@ def generate_main(argv: list[str]) -> int:
     return _run_command("generate", argv, prog="generate.py")
 
 
+def _first_interrupt(signum, frame):
+    """The first Ctrl-C stops cleanly (KeyboardInterrupt); a second one ends the process at once (the
+    render workers die with it: PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    raise KeyboardInterrupt
+
+
 def _reported(run, args) -> int:
-    """The one place errors become exit statuses: UsageError 2, DataError and OSError 1 (errors.py)."""
+    """The one place errors become exit statuses: UsageError 2, DataError and OSError 1 (errors.py),
+    Ctrl-C 130."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _first_interrupt) if in_main else None
     try:
         return int(run(args) or 0)
     except (UsageError, DataError, OSError) as err:
         return report(err)
+    except (Interrupted, KeyboardInterrupt) as err:
+        return report_interrupt(err)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _run_command(name: str, argv: list[str], prog: str) -> int:

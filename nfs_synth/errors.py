@@ -73,6 +73,10 @@ class StreamFileError(DataError):
     """A user's event or spike file that cannot be read; the message names the file and line."""
 
 
+class BusyError(DataError):
+    """Status 1: another live driver is making the same scenes in the folder; the message names it."""
+
+
 class CheckpointError(DataError):
     """A checkpoint that is missing, corrupted, or not an nfs_synth network checkpoint."""
 
@@ -85,10 +89,20 @@ class PerceptualWeightsError(FileNotFoundError):
     """The configured perceptual-loss weights are missing or unusable."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped a driver cleanly (status 130); the message says what is complete."""
+
+
 # What reading a damaged or incomplete scene file raises (h5py: OSError for a bad file or chunk, KeyError
 # for a missing dataset): what `evaluate`, `train` and `preview` skip or stop at (--on-error).
 SCENE_FILE_ERRORS = (DataError, OSError, KeyError)
 ON_ERROR = ("skip", "stop")
+
+
+def report_interrupt(err: BaseException) -> int:
+    """Ctrl-C: one line (what is complete, when the driver knows it) and the shell's status 130."""
+    print(str(err) if isinstance(err, Interrupted) else "interrupted", file=sys.stderr)
+    return 130
 
 
 def report(err: Exception) -> int:

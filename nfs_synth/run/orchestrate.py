@@ -25,7 +25,8 @@ from nfs_synth.corpus.scene_file import scene_name
 from nfs_synth.run.ledger import Ledger, check_recipe, discard_ledger
 from nfs_synth.run.pipeline import render_scene, scene_entry, scene_path
 from nfs_synth.run.workers import LocalPool, Outcome, Policy, run_unit
-from nfs_synth.errors import SelectionError
+from nfs_synth.errors import Interrupted, SelectionError
+from nfs_synth.run.driver_lock import driver_lock
 
 STALE_LEDGER_TMP_S = 300        # a manifest write takes milliseconds; older temporaries are orphans
 _TMP_NAME = re.compile(rf"scene_(\d+)\.h5{re.escape(TMP_MARK)}")
@@ -120,16 +121,24 @@ def run_units(units: list, record, pool, policy: Policy, *, progress: bool = Tru
     """Run `units` on `pool` and `record(unit, entry)` every outcome; one progress bar (rate, ETA)
     and a line per unit that failed for good."""
     with tqdm(total=len(units), unit=noun, disable=not progress, file=sys.stderr, smoothing=0.1) as bar:
-        for unit, outcome, error in pool.map_unordered(partial(run_unit, policy=policy), units):
-            outcome = outcome or Outcome(unit.failure_entry(error, 0))
-            record(unit, outcome.entry)
-            if outcome.entry["status"] != "complete":
-                first_line = outcome.entry["error"].splitlines()[0]
-                bar.write(f"{noun} {unit.index} failed after {outcome.entry['attempts']} attempt(s): "
-                          f"{first_line}", file=sys.stderr)
-            if telemetry is not None:
-                telemetry.append(outcome)
-            bar.update()
+        try:
+            _record_outcomes(units, record, pool, policy, bar, noun, telemetry)
+        except KeyboardInterrupt:
+            pool.interrupt(policy.run_id)   # the workers' processes die now; their units are not recorded
+            raise
+
+
+def _record_outcomes(units, record, pool, policy, bar, noun, telemetry) -> None:
+    for unit, outcome, error in pool.map_unordered(partial(run_unit, policy=policy), units):
+        outcome = outcome or Outcome(unit.failure_entry(error, 0))
+        record(unit, outcome.entry)
+        if outcome.entry["status"] != "complete":
+            first_line = outcome.entry["error"].splitlines()[0]
+            bar.write(f"{noun} {unit.index} failed after {outcome.entry['attempts']} attempt(s): "
+                      f"{first_line}", file=sys.stderr)
+        if telemetry is not None:
+            telemetry.append(outcome)
+        bar.update()
 
 
 def damage(path: Path, entry: dict) -> str | None:
@@ -177,18 +186,37 @@ def generate_corpus(recipe: dict, out_dir: str | Path, *, scenes: range | None =
     out_dir = Path(out_dir).resolve()
     scenes = scenes if scenes is not None else range(recipe["corpus"]["scenes"])
     refs = textures.catalog(recipe["textures"])          # fails early on a bad texture source
-    if check_recipe(out_dir, recipe):
-        discard_ledger(out_dir)
-    (out_dir / "scenes").mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(out_dir, recipe, scenes)
-    clean_stale_temporaries(out_dir, scenes)
-    units = [SceneUnit(i, scene_path(out_dir, i), f"scenes/{scene_name(i)}", recipe, refs)
-             for i in pending(out_dir, scenes, ledger)]
-    with LocalPool(1) if pool is None else nullcontext(pool) as pool:
-        try:
-            run_units(units, lambda unit, entry: ledger.record(entry), pool,
-                      policy or Policy(slots_per_host=pool.slots_per_host), progress=progress,
-                      telemetry=telemetry)
-        finally:
-            manifest = ledger.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with driver_lock(out_dir, scenes):
+        if check_recipe(out_dir, recipe):
+            discard_ledger(out_dir)
+        (out_dir / "scenes").mkdir(exist_ok=True)
+        ledger = Ledger(out_dir, recipe, scenes)
+        clean_stale_temporaries(out_dir, scenes)
+        units = [SceneUnit(i, scene_path(out_dir, i), f"scenes/{scene_name(i)}", recipe, refs)
+                 for i in pending(out_dir, scenes, ledger)]
+        stopped = False
+        with LocalPool(1) if pool is None else nullcontext(pool) as pool:
+            try:
+                run_units(units, lambda unit, entry: ledger.record(entry), pool,
+                          policy or Policy(slots_per_host=pool.slots_per_host), progress=progress,
+                          telemetry=telemetry)
+            except KeyboardInterrupt:
+                stopped = True
+            finally:
+                manifest = ledger.close()
+        if stopped:
+            raise interrupted([out_dir], scenes)
     return manifest
+
+
+def interrupted(folders: list[Path], scenes: range) -> Interrupted:
+    """After Ctrl-C: no temporaries of `scenes` are left in `folders` (this driver holds those scenes),
+    and the one line to tell. Files count even when a worker finished one but was killed before its
+    entry was recorded: files appear only whole, and the next run adopts them."""
+    for folder in folders:
+        clean_stale_temporaries(folder, scenes)
+    done = sum(scene_path(folder, i).is_file() for folder in folders for i in scenes)
+    where = folders[0] if len(folders) == 1 else folders[0].parent
+    return Interrupted(f"interrupted: {done} of {len(scenes) * len(folders)} scene files complete in {where}; "
+                       "the others were not written. Run the same command again to resume")

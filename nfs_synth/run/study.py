@@ -27,7 +27,8 @@ from nfs_synth.corpus.scene_file import SceneReader, provenance_attrs
 from nfs_synth.errors import RecipeError, SceneFileError
 from nfs_synth.corpus.manifest import corpus_manifest
 from nfs_synth.run.ledger import Ledger
-from nfs_synth.run.orchestrate import FileUnit, clean_stale_temporaries, damage, pending, run_units
+from nfs_synth.run.driver_lock import driver_lock
+from nfs_synth.run.orchestrate import FileUnit, clean_stale_temporaries, damage, interrupted, pending, run_units
 from nfs_synth.run.pipeline import SensorRig, scene_entry, scene_path
 from nfs_synth.scene.recipe import apply_override, parse_override, to_json, validate
 
@@ -134,6 +135,11 @@ def run_study(corpus: str | Path, into: str | Path, grid: dict[str, list], pool,
             raise SceneFileError(f"source scene file {corpus / entry['file']}: {problem}; re-run "
                                  f"generate.py --out {corpus} with its recipe to remake it")
     into.mkdir(parents=True, exist_ok=True)
+    with driver_lock(into, scenes):
+        return _run_variants(corpus, into, grid, found, complete, scenes, pool, policy, progress)
+
+
+def _run_variants(corpus, into, grid, found, complete, scenes, pool, policy, progress) -> dict[str, list[int]]:
     write_text(into / STUDY_FILE, json.dumps({
         "format": "nfs_synth sensor study", "source": os.path.relpath(corpus, into), "grid": grid,
         "variants": [{"name": v["name"], "params": v["params"]} for v in found]}, indent=1))
@@ -152,7 +158,11 @@ def run_study(corpus: str | Path, into: str | Path, grid: dict[str, list], pool,
         if entry["status"] != "complete":
             failed.setdefault(unit.variant, []).append(unit.index)
 
-    run_units(units, record, pool, policy, progress=progress, noun="variant scene")
-    for ledger in ledgers.values():
-        ledger.close()
+    try:
+        run_units(units, record, pool, policy, progress=progress, noun="variant scene")
+    except KeyboardInterrupt:
+        raise interrupted([into / name for name in ledgers], scenes) from None
+    finally:
+        for ledger in ledgers.values():
+            ledger.close()
     return {name: sorted(idx) for name, idx in failed.items()}

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ class RenderWorker:
         self.max_units = max_units
         self.proc: subprocess.Popen | None = None
         self.units = 0
+        self.run_id: str | None = None          # the driver run whose unit it is running (interrupt_run)
 
     def _start(self, threads: int) -> None:
         env = dict(os.environ)
@@ -159,6 +161,9 @@ class RenderWorker:
         started = time.perf_counter()
         if self.proc is None or self.proc.poll() is not None:
             self._start(threads)
+        if self.run_id in _interrupted_runs:   # interrupted while this slot was between units
+            self.stop(kill=True)
+            raise UnitFailed("interrupted", transient=False)
         self.units += 1
         try:
             _write_msg(self.proc.stdin.fileno(), (unit, threads, attempt))
@@ -183,19 +188,20 @@ class RenderWorker:
         raise UnitFailed(why.format(pid=proc.pid, code=proc.returncode), transient=True)
 
     def stop(self, kill: bool = False) -> None:
-        """End the process: close its input (it exits after the current unit) or kill it."""
-        if self.proc is None:
+        """End the process: close its input (it exits after the current unit) or kill it. The slot and an
+        interrupt may both call this: whoever takes the process first ends it."""
+        proc, self.proc = self.proc, None
+        if proc is None:
             return
         if kill:
-            self.proc.kill()
-        self.proc.stdin.close()
+            proc.kill()
+        proc.stdin.close()
         try:
-            self.proc.wait(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.proc = None
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
 
 
 # ---------------------------------------------------------------- what a pool slot runs
@@ -209,6 +215,7 @@ class Policy:
     max_units: int = 20
     threads: int | None = None            # None: the machine's cores / slots on that machine
     slots_per_host: int | dict = 1        # an int, or {host: slots} for a cluster
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)   # what `interrupt_run` stops
 
     def threads_here(self) -> int:
         if self.threads:
@@ -233,6 +240,9 @@ _slot = threading.local()
 # finished thread's worker go, while `stop_workers` still reaches every live one.
 _workers: weakref.WeakSet[RenderWorker] = weakref.WeakSet()
 _workers_lock = threading.Lock()
+# Runs stopped by Ctrl-C: their units still queued end at once, and no worker process starts for them.
+# Per run, not per process, so that a shared Dask cluster keeps serving other drivers.
+_interrupted_runs: set[str] = set()
 
 
 def run_unit(unit, policy: Policy) -> Outcome:
@@ -244,7 +254,10 @@ def run_unit(unit, policy: Policy) -> Outcome:
         with _workers_lock:
             _workers.add(worker)
     worker.max_units = policy.max_units
+    worker.run_id = policy.run_id
     for attempt in range(policy.retries + 1):
+        if policy.run_id in _interrupted_runs:
+            return Outcome(unit.failure_entry("interrupted", attempt))
         try:
             entry, stats = worker.run(unit, policy.threads_here(), attempt, policy.timeout)
             return Outcome(entry | {"attempts": attempt + 1}, stats)
@@ -253,6 +266,16 @@ def run_unit(unit, policy: Policy) -> Outcome:
                 return Outcome(unit.failure_entry(str(err).strip(), attempt + 1))
             error = str(err).strip()
     return Outcome(unit.failure_entry(error, policy.retries + 1))
+
+
+def interrupt_run(run_id: str) -> None:
+    """Ctrl-C of the driver of `run_id`: kill the worker processes running its units (Blender dies with
+    them), which then remove their temporaries; its queued units end without starting."""
+    _interrupted_runs.add(run_id)
+    with _workers_lock:
+        for worker in list(_workers):
+            if worker.run_id == run_id and worker.proc is not None:
+                worker.proc.kill()
 
 
 def stop_workers() -> None:
@@ -289,6 +312,9 @@ class LocalPool:
         jobs = Parallel(n_jobs=self.slots, backend="threading", return_as="generator_unordered")
         yield from jobs(delayed(_guarded)(fn, item) for item in items)
 
+    def interrupt(self, run_id: str) -> None:
+        interrupt_run(run_id)
+
     def __enter__(self):
         return self
 
@@ -311,6 +337,7 @@ class DaskPool:
         from distributed import Client, LocalCluster
 
         self.cluster = None
+        self.futures: dict = {}             # of the current map, for `interrupt`
         try:
             if scheduler:
                 self.client = Client(scheduler, timeout="10s")
@@ -327,7 +354,7 @@ class DaskPool:
     def map_unordered(self, fn, items):
         from distributed import as_completed
 
-        futures = {self.client.submit(fn, item, pure=False): item for item in items}
+        self.futures = futures = {self.client.submit(fn, item, pure=False): item for item in items}
         for future in as_completed(futures):
             item = futures.pop(future)
             if future.status == "finished":
@@ -335,6 +362,11 @@ class DaskPool:
             else:                          # e.g. KilledWorker: the task's worker died repeatedly
                 yield item, None, f"{type(future.exception()).__name__}: {future.exception()}"
             future.release()
+
+    def interrupt(self, run_id: str) -> None:
+        """Cancel the queued units and kill the running ones' worker processes on every Dask worker."""
+        self.client.cancel(list(self.futures))
+        self.client.run(interrupt_run, run_id)
 
     def __enter__(self):
         return self
