@@ -1,7 +1,8 @@
 """Re-run the sensor simulators on a corpus's stored renders for every point of a parameter grid.
 
 Each variant lands in STUDY/vNNN/ as a corpus of its own whose scene files link to the source
-frames (nothing is copied or re-rendered) and record their parameters and source.
+frames and to the streams the grid does not change (nothing is copied, re-rendered or simulated twice;
+--copy makes self-contained files) and record their parameters and source.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="grid", action="append", default=[], metavar="sensors.KEY=V1,V2,...",
                    help="values of one sensor key (repeatable; the grid is every combination)")
     p.add_argument("--scenes", metavar="START:STOP", help="only these scenes of the corpus")
+    p.add_argument("--copy", action="store_true",
+                   help="self-contained variant files: copy the frames and the streams the grid does not "
+                        "change instead of linking them to the source corpus")
     add_pool_arguments(p)
 
 
@@ -30,7 +34,7 @@ def run(args) -> int:
     check_pool_arguments(args)
     with open_pool(args) as pool:
         failed = run_study(args.corpus, args.into, grid, pool, policy_for(args, pool), scenes=scenes,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, self_contained=args.copy)
     print(f"{len(found)} variants in {args.into}"
           + "".join(f"; {name} failed scenes: {', '.join(map(str, idx))}" for name, idx in failed.items()))
     return 1 if failed else 0

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from nfs_synth.corpus.atomic import write_text
-from nfs_synth.scene import seeds
 from nfs_synth.scene.recipe import to_json
 from nfs_synth.errors import ManifestError, UsageError
 
@@ -18,18 +15,18 @@ SPLITS = ("train", "val", "test")
 
 
 def split_of(recipe: dict) -> list[str]:
-    """Split name of every scene index; depends only on the seed, scene count and fractions."""
-    n = recipe["corpus"]["scenes"]
+    """Split name of every scene index: each scene goes to the split furthest behind its fraction
+    (ties: train, val, test). Every prefix is within one scene of the fractions, so a corpus that grows
+    keeps its scenes' splits and a small one has every split it asks for. Scenes are drawn independently
+    of their index, so the regular interleave does not bias a split."""
     fractions = recipe["corpus"]["splits"]
-    order = np.random.default_rng(seeds.split_seed(recipe["corpus"]["seed"])).permutation(n)
-    counts = [int(round(fractions[s] * n)) for s in SPLITS[:2]]
-    counts.append(n - sum(counts))
-    labels = np.empty(n, dtype=object)
-    start = 0
-    for name, count in zip(SPLITS, counts):
-        labels[order[start:start + count]] = name
-        start += count
-    return labels.tolist()
+    counts = dict.fromkeys(SPLITS, 0)
+    labels = []
+    for made in range(1, recipe["corpus"]["scenes"] + 1):
+        name = max(SPLITS, key=lambda s: fractions[s] * made - counts[s])
+        counts[name] += 1
+        labels.append(name)
+    return labels
 
 
 def read_manifest(out_dir: str | Path) -> dict | None:

@@ -157,7 +157,7 @@ class Attribute:
 ROOT_ATTRS = (
     Attribute("schema_version"), Attribute("nfs_synth_version"), Attribute("blender_version"),
     Attribute("scene_index"), Attribute("seed", "corpus seed"),
-    Attribute("recipe_json", "the fully resolved recipe"),
+    Attribute("recipe_json", "the fully resolved recipe, less corpus.scenes"),
     Attribute("plan_json", "the scene plan: objects, textures and their provenance, lights, camera, focus schedule"),
     Attribute("render_json", "engine and its settings"), Attribute("intensity"),
     Attribute("created_utc", wall_clock=True), Attribute("host", wall_clock=True),

@@ -34,7 +34,8 @@ def fragment_name(scenes: range) -> str:
 
 
 def check_recipe(out_dir: str | Path, recipe: dict) -> bool:
-    """RecipeError when OUT already holds scenes made from another recipe. True when it holds only
+    """RecipeError when OUT already holds scenes made from another recipe. A raised `corpus.scenes` is
+    the same recipe: the corpus grows, keeping its scenes and their splits. True when it holds only
     failed scenes (and no scene file) of another recipe: nothing of value is lost, so the run starts
     the folder afresh with this recipe (`discard_ledger`)."""
     out_dir = Path(out_dir)
@@ -45,8 +46,15 @@ def check_recipe(out_dir: str | Path, recipe: dict) -> bool:
     if not complete and not any(SCENE_FILE.fullmatch(p.name) for p in (out_dir / "scenes").glob("scene_*.h5")):
         return True
     differ = sorted(_differences(existing["recipe"], recipe))
+    had, wants = existing["recipe"]["corpus"]["scenes"], recipe["corpus"]["scenes"]
+    if differ == ["corpus.scenes"] and wants > had:
+        return False
+    if differ == ["corpus.scenes"]:
+        raise RecipeError(f"{out_dir} holds a corpus of {had} scenes; corpus.scenes={wants} would shrink it; "
+                          "a corpus only grows: use a new --out folder for a smaller one")
     raise RecipeError(f"{out_dir} holds a corpus made from another recipe (differs in "
-                      f"{', '.join(differ[:5]) or 'structure'}); use a new --out folder")
+                      f"{', '.join(differ[:5]) or 'structure'}); use a new --out folder (only corpus.scenes "
+                      "may change: raising it adds scenes)")
 
 
 def discard_ledger(out_dir: str | Path) -> None:

@@ -16,7 +16,7 @@ from nfs_synth.render import engines
 from nfs_synth.scene import optics, plan as plans, seeds, textures
 from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name, set_wall_clock_attrs
 from nfs_synth.run.stages import StageClock
-from nfs_synth.scene.recipe import to_json
+from nfs_synth.scene.recipe import scene_recipe_json
 
 
 class SensorRig:
@@ -85,7 +85,7 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
     with renderer, ExitStack() as scene_file:
         with clock.stage("hdf5"):
             out = scene_file.enter_context(SceneWriter(path, len(stamps), height, width))
-            out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=to_json(recipe),
+            out.set_attrs(scene_index=index, seed=recipe["corpus"]["seed"], recipe_json=scene_recipe_json(recipe),
                           plan_json=plans.to_json(plan), blender_version=engines.blender_version(),
                           render_json=json.dumps(plan["render"] | getattr(renderer, "settings", {}),
                                                  sort_keys=True),

@@ -328,8 +328,14 @@ def _check_cross_fields(r: dict, source: str, overridden: dict[str, str]) -> Non
 
 
 def to_json(recipe: dict) -> str:
-    """Canonical JSON of a resolved recipe (stored in every scene file and the manifest)."""
+    """Canonical JSON of a resolved recipe (stored in the manifest)."""
     return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+
+
+def scene_recipe_json(recipe: dict) -> str:
+    """The recipe as a scene file records it: without `corpus.scenes`, which counts a scene's siblings
+    and does not shape the scene, so a corpus that grows keeps its files and equals a fresh one."""
+    return to_json(recipe | {"corpus": {k: v for k, v in recipe["corpus"].items() if k != "scenes"}})
 
 
 def flat_keys(schema: dict = SCHEMA, prefix: str = "") -> list[tuple[str, Key]]:

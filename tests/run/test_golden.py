@@ -1,6 +1,7 @@
 """The embedded default recipe, end to end: the same content hashes with 1 and 2 workers, and the same
 as recorded at schema 2 (issue 17: built-in HDF5 filters; the datasets are those of issue 20's record,
-only `schema_version` and the recipe's `corpus.event_compression` are new). A change that alters the
+only `schema_version`, the recipe's `corpus.event_compression` and, from issue 19, a scene file's
+recipe without `corpus.scenes` are new). A change that alters the
 data must bump the model or schema version and re-record them here (`make test-all` runs this)."""
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from nfs_synth.cli import generate_main
 QUICK = Path(__file__).resolve().parents[2] / "recipes" / "quick.toml"
 
 RECORDED = {  # recipes/quick.toml, bpy 5.0.1, layered engine
-    0: "3b311c85c707b9b645d8ebaa29eb184369c731156b3e90eb1d3025e0cdccfbce",
-    1: "aecff91b82d7129026de4d16e7ed3a14b7e3d1fde6e74b3f14ea770e6e08d2ad",
-    2: "31d633d1b5a081624a2d40794be8c26776c22a56a12b27ef4d15f1916935a1e8",
-    3: "944d8b78029dcb4d3304d46960a8547ab3a1219f6ae5734b569754cfced2de8d",
+    0: "fa952a89b1c1c80073cb8073115811beecaaeecedef1b2f9c5e17bd9c8f7277b",
+    1: "315c8ecbccbcd1d9b498c3d2e630324d15e739492cd441a3196616638e86ddb4",
+    2: "ef03a9d76d083d928f16d5d0ac53548eef5f9ec31a561d98e35260c8002bcf13",
+    3: "6b0793d7f1603e86e5b3b1b63849f66db261abab2cc14fdfacfb9189aeb2bb24",
 }
 
 
