@@ -75,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for name, make_pool in (("1 worker", lambda: LocalPool(1)), ("2 workers", lambda: LocalPool(2)),
-                                ("dask local:2", lambda: DaskPool(local_workers=2))):
+                                ("dask local:2", lambda: DaskPool(cluster=("local", 2)))):
             results[name] = r = run(recipe, Path(tmp) / name.replace(" ", "_"), make_pool(), args.threads or None)
             rate = 3600 * r["n"] / r["wall"]
             base = 3600 * results["1 worker"]["n"] / results["1 worker"]["wall"]

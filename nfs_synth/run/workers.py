@@ -329,12 +329,36 @@ def _guarded(fn, item):
         return item, None, f"{type(err).__name__}: {err}"
 
 
-class DaskPool:
-    """Slots are the threads of a Dask cluster: an existing scheduler, or a local cluster of N
-    single-threaded worker processes."""
+# `--cluster slurm:N`: one single-threaded Dask worker per SLURM job, so one render worker per job. Only
+# what dask-jobqueue's own configuration (~/.config/dask/jobqueue.yaml, DASK_JOBQUEUE__SLURM__* variables)
+# leaves unset: give a job the CPUs Cycles should use with job-cpu, and a longer walltime than its 30 min.
+SLURM_DEFAULTS = {"cores": 1, "processes": 1, "memory": "4GB"}
+SLURM_WAIT_S = 600          # for the first worker: its job may queue
 
-    def __init__(self, scheduler: str | None = None, local_workers: int | None = None):
-        from distributed import Client, LocalCluster
+
+def start_cluster(kind: str, count: int):
+    """A Dask cluster of `count` single-threaded workers: local processes, or SLURM jobs."""
+    if kind == "local":
+        from distributed import LocalCluster
+
+        return LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        import dask
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise PoolError("--cluster slurm:N needs dask-jobqueue: pip install 'nfs_synth[slurm]'") from None
+    settings = {k: v for k, v in SLURM_DEFAULTS.items() if dask.config.get(f"jobqueue.slurm.{k}") is None}
+    cluster = SLURMCluster(**settings)
+    cluster.scale(jobs=count)
+    return cluster
+
+
+class DaskPool:
+    """Slots are the threads of a Dask cluster: an existing scheduler, or a cluster this driver starts
+    (`start_cluster`: local worker processes or SLURM jobs) and closes."""
+
+    def __init__(self, scheduler: str | None = None, cluster: tuple[str, int] | None = None):
+        from distributed import Client
 
         self.cluster = None
         self.futures: dict = {}             # of the current map, for `interrupt`
@@ -342,11 +366,15 @@ class DaskPool:
             if scheduler:
                 self.client = Client(scheduler, timeout="10s")
             else:
-                self.cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None)
+                self.cluster = start_cluster(*cluster)
                 self.client = Client(self.cluster)
+                # SLURM jobs start when the queue lets them; count the slots once all have joined
+                self.client.wait_for_workers(cluster[1], timeout=SLURM_WAIT_S)
         except (OSError, TimeoutError) as err:
-            raise PoolError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
+            if self.cluster is not None:
+                self.cluster.close()
+            where = scheduler or f"{cluster[0]}:{cluster[1]} cluster (its workers did not all start in {SLURM_WAIT_S} s)"
+            raise PoolError(f"cannot reach the Dask scheduler of {where}: {err}") from None
         workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
         self.slots = sum(w["nthreads"] for w in workers) or 1
         self.slots_per_host = dict(Counter(w["host"] for w in workers for _ in range(w["nthreads"])))
@@ -381,12 +409,12 @@ class DaskPool:
                 self.cluster.close()
 
 
-def parse_cluster(text: str) -> int:
-    """`local:N` -> N."""
+def parse_cluster(text: str) -> tuple[str, int]:
+    """`local:N` -> ('local', N); `slurm:N` -> ('slurm', N)."""
     kind, _, count = text.partition(":")
-    if kind != "local" or not count.isdigit() or int(count) < 1:
-        raise PoolError(f"--cluster {text!r}: expected local:N with N >= 1, e.g. local:4")
-    return int(count)
+    if kind not in ("local", "slurm") or not count.isdigit() or int(count) < 1:
+        raise PoolError(f"--cluster {text!r}: expected local:N or slurm:N with N >= 1, e.g. local:4")
+    return kind, int(count)
 
 
 def add_pool_arguments(p) -> None:
@@ -395,7 +423,8 @@ def add_pool_arguments(p) -> None:
     where.add_argument("--workers", type=int, default=1, metavar="N",
                        help="render worker processes on this machine (default 1)")
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing dask.distributed scheduler")
-    where.add_argument("--cluster", metavar="local:N", help="start a local Dask cluster of N worker processes")
+    where.add_argument("--cluster", metavar="local:N|slurm:N",
+                       help="start a Dask cluster of N workers: local processes, or SLURM jobs (dask-jobqueue)")
     p.add_argument("--threads", type=int, default=None,
                    help="Cycles threads per render worker (default: recipe, else cores / workers per machine)")
     p.add_argument("--retries", type=int, default=2,
@@ -426,7 +455,7 @@ def open_pool(args):
     if args.scheduler:
         return DaskPool(scheduler=args.scheduler)
     if args.cluster:
-        return DaskPool(local_workers=parse_cluster(args.cluster))
+        return DaskPool(cluster=parse_cluster(args.cluster))
     return LocalPool(args.workers)
 
 

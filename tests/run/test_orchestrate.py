@@ -111,7 +111,7 @@ def test_hanging_scene_times_out(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args", [["--scenes", "3:9"], ["--scenes", "two"], ["--shard", "2/2"],
-                                  ["--shard", "1-of-2"], ["--cluster", "remote:2"], ["--workers", "0"],
+                                  ["--shard", "1-of-2"], ["--cluster", "remote:2"], ["--cluster", "slurm:0"], ["--workers", "0"],
                                   ["--scheduler", "tcp://127.0.0.1:9"]])
 def test_bad_arguments_exit_2_and_create_nothing(tmp_path, args):
     assert generate(tmp_path / "out", *args) == 2
