@@ -186,11 +186,10 @@ def generate_corpus(recipe: dict, out_dir: str | Path, *, scenes: range | None =
     out_dir = Path(out_dir).resolve()
     scenes = scenes if scenes is not None else range(recipe["corpus"]["scenes"])
     refs = textures.catalog(recipe["textures"])          # fails early on a bad texture source
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "scenes").mkdir(parents=True, exist_ok=True)
     with driver_lock(out_dir, scenes):
         if check_recipe(out_dir, recipe):
             discard_ledger(out_dir)
-        (out_dir / "scenes").mkdir(exist_ok=True)
         ledger = Ledger(out_dir, recipe, scenes)
         clean_stale_temporaries(out_dir, scenes)
         units = [SceneUnit(i, scene_path(out_dir, i), f"scenes/{scene_name(i)}", recipe, refs)

@@ -130,6 +130,8 @@ SCHEMA: dict[str, Any] = {
             "quantize_8bit": Key(bool, False, doc="round gray frames to 8 bits, like a PNG pipeline"),
             "intensity": Key(str, "srgb_luminance", choices=("srgb_luminance", "linear_luminance"),
                              doc="linear RGB -> 0..255 gray conversion"),
+            # sensor non-idealities beside the model (sensors/event_nonideal.py); 0 switches each off
+            "nonideal": {k: Key(float, 0.0, 0.0, hi, doc=doc) for k, (hi, doc) in dvs.NONIDEAL_LIMITS.items()},
         },
         "spikes": {
             "enabled": Key(bool, True),

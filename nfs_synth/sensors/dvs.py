@@ -120,8 +120,17 @@ def sample_params(rng: np.random.Generator, ranges: dict | None = None) -> DVSPa
 
 
 INTENSITY_MODES = ("srgb_luminance", "linear_luminance")
+# [sensors.events.nonideal] (sensors/event_nonideal.py): key -> (upper bound, doc); each >= 0, 0 is off
+NONIDEAL_LIMITS = {
+    "refractory_us": (1e6, "refractory period after an event of a pixel, us"),
+    "background_rate_hz": (1e4, "shot-noise events per pixel per second"),
+    "hot_pixel_fraction": (1.0, "fraction of pixels that are hot"),
+    "hot_pixel_rate_hz": (1e6, "ON events per second of a hot pixel"),
+    "lowpass_cutoff_hz": (1e7, "photoreceptor cutoff at full white (255); proportional to intensity"),
+    "jitter_us": (1e5, "standard deviation of the timestamp jitter, us"),
+}
 RECIPE_KEYS = frozenset(("enabled", "preset", *PARAM_NAMES, "ranges", "random_initial_residual",
-                         "log_drift", "quantize_8bit", "intensity"))
+                         "log_drift", "quantize_8bit", "intensity", "nonideal"))
 
 
 def _flag(section, name):

@@ -15,6 +15,7 @@ from nfs_synth.color import REC709_LUMA, srgb_curve
 from nfs_synth.sensors.dvs import (DVS240, DVS346, EVENT_DTYPE, INTENSITY_MODES, PARAM_NAMES, PRESETS, TABLE3_RANGES,
                                    DVSParams, check_section, resolve_params, sample_params)
 from nfs_synth.errors import EventsError
+from nfs_synth.sensors.event_nonideal import NonIdeal, NonIdealEvents
 from nfs_synth.sensors.event_simulator import EventSimulator
 
 __all__ = ["DVS240", "DVS346", "EVENT_DTYPE", "MODEL", "MODEL_VERSION", "PARAM_NAMES", "PRESETS", "TABLE3_RANGES",
@@ -103,6 +104,9 @@ def from_recipe(section: dict, seed_seq: np.random.SeedSequence, height: int,
     params = dataclasses.replace(base, **overrides)
     # rgb_to_gray's frames are on 0..255: scale=1 states it (a dark scene is no [0, 1] mistake)
     sim = EventSimulator(height, width, params, np.random.default_rng(_child(seed_seq, 1)), scale=1.0, **options)
+    nonideal = NonIdeal(**section["nonideal"])
+    if nonideal.any:           # a third stream of its own: off, the model's events stay what they were
+        sim = NonIdealEvents(sim, nonideal, np.random.default_rng(_child(seed_seq, 2)), height, width)
     attrs = {
         "model": MODEL,
         "model_version": MODEL_VERSION,
@@ -118,5 +122,6 @@ def from_recipe(section: dict, seed_seq: np.random.SeedSequence, height: int,
         "seed_spawn_key": json.dumps(list(seed_seq.spawn_key)),
         "time_unit": "us",
         "polarity": "1 = ON, 0 = OFF",
+        **(nonideal.as_attrs() if nonideal.any else {}),
     }
     return sim, attrs

@@ -14,6 +14,7 @@ from scipy import stats
 from nfs_synth.sensors import event_simulator as ev_mod
 from nfs_synth.sensors import events_kernel as K
 from nfs_synth.sensors.counter_rng import mix
+from nfs_synth.sensors.dvs import NONIDEAL_LIMITS
 from nfs_synth.sensors.events import (DVS240, DVS346, EVENT_DTYPE, PRESETS, TABLE3_RANGES, DVSParams,
                                       EventSimulator, EventsError, from_recipe, rgb_to_gray,
                                       sample_params, simulate)
@@ -484,7 +485,8 @@ def test_rgb_to_gray_modes():
 def _section(**kw):
     base = dict(enabled=True, preset="random", k1=None, k2=None, k3=None, k4=None, k5=None, k6=None,
                 ranges={k: list(v) for k, v in TABLE3_RANGES.items()}, random_initial_residual=True,
-                log_drift=False, quantize_8bit=False, intensity="srgb_luminance")
+                log_drift=False, quantize_8bit=False, intensity="srgb_luminance",
+                nonideal=dict.fromkeys(NONIDEAL_LIMITS, 0.0))
     return base | kw
 
 
