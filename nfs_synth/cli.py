@@ -23,6 +23,7 @@ COMMANDS = {
     "validate": "check scene files against the schema and the manifest hashes",
     "simulate": "re-run the sensor simulators on stored renders (sensor studies)",
     "evaluate": "all-in-focus methods vs ground truth on a corpus split",
+    "prepare": "training-input cache of a corpus (fast random crops for train)",
     "train": "train NeuroRefocusNet / NeuroMergeNet on a corpus",
     "aif": "all-in-focus image from a scene file or user data with trained networks",
 }

@@ -77,6 +77,11 @@ class BusyError(DataError):
     """Status 1: another live driver is making the same scenes in the folder; the message names it."""
 
 
+class CacheError(DataError):
+    """A training cache that is missing, incomplete, stale (another corpus, scene version or schema) or
+    unreadable; the message names the file and what differs."""
+
+
 class CheckpointError(DataError):
     """A checkpoint that is missing, corrupted, or not an nfs_synth network checkpoint."""
 

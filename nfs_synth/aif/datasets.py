@@ -9,7 +9,8 @@
 Only the chunks a sample needs are read: one frame chunk per image, the event time range through the
 millisecond index, the spike steps of one window. HDF5 files are opened lazily in each worker process.
 A sample is a pure function of (seed, epoch, index), so a resumed run sees the same data it would
-have seen without the interruption; call `set_epoch` before each epoch.
+have seen without the interruption; call `set_epoch` before each epoch, or give indices that carry
+their epoch (`train.EpochSampler`), as persistent loader workers need.
 """
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nfs_synth.color import srgb_encode
-from nfs_synth.aif.representations import (NFS_BINS, event_count_slice, event_leak, event_stack, net_polarity,
-                                           spike_planes, tfp_image)
+from nfs_synth.aif.representations import (NFS_BINS, dense_nfs, event_count_slice, event_counts,
+                                           event_leak_map, event_leak_scale, event_stack, spike_window_start,
+                                           tfp_image)
+from nfs_synth.aif.sample_sources import CacheSource, SceneSource
+from nfs_synth.aif.training_cache import cache_files
 from nfs_synth.corpus.manifest import corpus_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
 from nfs_synth.errors import ON_ERROR, SCENE_FILE_ERRORS, SceneFileError, UsageError
@@ -75,9 +78,13 @@ def usable_scenes(paths, modality: str, on_error: str = "stop", log=print) -> li
 
 
 class _SceneDataset(Dataset):
-    """Shared bookkeeping: scene validation, per-process file handles, seeded crops, image reads."""
+    """Shared bookkeeping: scene validation, per-process readers, seeded crops, image reads.
 
-    def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int):
+    cache: a training cache (`training_cache`, `nfs-synth prepare`) of these scenes; samples are then
+    read from it, identical to those read from the scene files."""
+
+    def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int,
+                 cache: str | os.PathLike | None = None):
         if modality not in GROUPS:
             raise UsageError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
         if crop <= 0 or crop % 4:
@@ -88,14 +95,19 @@ class _SceneDataset(Dataset):
         if not self.paths:
             raise UsageError("no scene files given")
         self.modality, self.crop, self.samples_per_scene, self.seed = modality, crop, samples_per_scene, seed
+        self.cache = None if cache is None else Path(cache)
+        self.reads = self.paths if cache is None else cache_files(cache, self.paths, modality)
+        self._Source = SceneSource if cache is None else CacheSource
         self.epoch = 0
-        self.timestamps = []
-        for path in self.paths:
+        self.timestamps, self.shapes = [], []
+        for path, read in zip(self.paths, self.reads):
             with h5py.File(path, "r") as h5:
                 self._validate(path, h5)
-                self.timestamps.append(h5["timestamps_us"][:].astype(np.int64))
-        self._files: dict[int, h5py.File] = {}
-        self._sweep_polarity: dict[int, np.ndarray] = {}
+            source = self._Source(read)
+            self.timestamps.append(source.timestamps)
+            self.shapes.append(source.shape)
+            source.close()
+        self._sources: dict[int, SceneSource | CacheSource] = {}
         self._pid = os.getpid()
 
     def _validate(self, path: Path, h5: h5py.File) -> None:
@@ -110,72 +122,70 @@ class _SceneDataset(Dataset):
 
     def __getstate__(self):  # h5py handles do not cross process boundaries
         state = dict(self.__dict__)
-        state["_files"] = {}
+        state["_sources"] = {}
         return state
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _h5(self, scene: int) -> h5py.File:
+    def _source(self, scene: int) -> SceneSource | CacheSource:
         if self._pid != os.getpid():  # forked into a worker: never share the parent's handles
-            self._files, self._pid = {}, os.getpid()
-        if scene not in self._files:
-            self._files[scene] = h5py.File(self.paths[scene], "r")
-        return self._files[scene]
+            self._sources, self._pid = {}, os.getpid()
+        if scene not in self._sources:
+            self._sources[scene] = self._Source(self.reads[scene])
+        return self._sources[scene]
 
-    def _sample(self, index: int) -> tuple[int, h5py.File, np.random.Generator, int, int]:
-        if not 0 <= index < len(self):
+    def _sample(self, index: int) -> tuple[int, SceneSource | CacheSource, np.random.Generator, tuple]:
+        if index < 0:
             raise IndexError(index)
+        # index (epoch + 1) * len + i: sample i of that epoch (`train.EpochSampler`); below len: of set_epoch's
+        epoch = self.epoch
+        if index >= len(self):
+            epoch, index = divmod(index, len(self))
+            epoch -= 1
         scene = index // self.samples_per_scene
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        h5 = self._h5(scene)
-        _, h, w, _ = h5["frames"].shape
+        rng = np.random.default_rng([self.seed, epoch, index])
+        _, h, w = self.shapes[scene]
         y0, x0 = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
-        return scene, h5, rng, y0, x0
+        return scene, self._source(scene), rng, (slice(y0, y0 + self.crop), slice(x0, x0 + self.crop))
 
-    def _window(self, y0: int, x0: int) -> tuple[slice, slice]:
-        return slice(y0, y0 + self.crop), slice(x0, x0 + self.crop)
-
-    def _frame(self, h5: h5py.File, i: int, y0: int, x0: int) -> np.ndarray:
-        ys, xs = self._window(y0, x0)
-        return srgb_encode(h5["frames"][i, ys, xs]).transpose(2, 0, 1)
-
-    def _events(self, h5: h5py.File, t0: int, t1: int) -> np.ndarray:
-        from nfs_synth.corpus.events_io import read_events
-        return read_events(h5, t_start_us=int(t0), t_end_us=int(t1) + 1)
-
-    def _leak(self, scene: int, h5: h5py.File, i: int, y0: int, x0: int) -> np.ndarray:
-        """The crop's ON-leak rate (`event_leak`) for input frame i; the sweep's net polarity is read
-        once per scene and process."""
+    def _leak(self, scene: int, src, i: int, image: np.ndarray) -> np.ndarray:
+        """The crop's ON-leak rate (`event_leak`) for input frame i, from the sRGB crop (3, C, C)."""
         ts = self.timestamps[scene]
-        _, h, w, _ = h5["frames"].shape
-        if scene not in self._sweep_polarity:
-            self._sweep_polarity[scene] = net_polarity(self._events(h5, ts[0], ts[-1]), h, w)
-        leak = event_leak(self._sweep_polarity[scene], float(ts[-1] - ts[0]), srgb_encode(h5["frames"][i]))
-        return leak[self._window(y0, x0)]
+        return event_leak_map(src.leak_line(i), float(ts[-1] - ts[0]), image.transpose(1, 2, 0))
 
-    def _spike_planes(self, h5: h5py.File, t_center: int, y0: int, x0: int) -> np.ndarray:
-        from nfs_synth.corpus.spikes_io import read_spikes
-        t_us = h5["spikes/t_us"]
-        step = int(t_us[1] - t_us[0]) if len(t_us) > 1 else 1
-        return spike_planes(lambda lo, hi: read_spikes(h5, lo, hi), t_center, step, self._window(y0, x0))
+    def _spike_planes(self, src, t_center: int, window: tuple[slice, slice]) -> np.ndarray:
+        start = spike_window_start(src.spike_times(), t_center)
+        return src.spike_steps(start, start + NFS_BINS, *window).astype(np.float32)
 
 
 class RefocusDataset(_SceneDataset):
-    """Items: {"image", "nfs", "target"}: (3,C,C), (64,C,C), (3,C,C) float32, images sRGB in [0, 1]."""
+    """Items: {"image", "nfs", "target"}: (3,C,C), (64,C,C), (3,C,C) float32, images sRGB in [0, 1].
+
+    `compact_item` is the same sample with the 64 planes as int8 event counts plus the leak (or uint8
+    spikes): what the loader moves, 4x fewer bytes; `representations.dense_nfs` expands it on the
+    training device."""
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        scene, h5, rng, y0, x0 = self._sample(index)
+        return dense_nfs(self.compact_item(index))
+
+    def compact_item(self, index: int) -> dict[str, torch.Tensor]:
+        scene, src, rng, window = self._sample(index)
         ts = self.timestamps[scene]
         i, j = (int(k) for k in rng.choice(len(ts), 2, replace=False))
+        image = src.frame(i, *window)
+        item = {"image": torch.from_numpy(image), "target": torch.from_numpy(src.frame(j, *window))}
         if self.modality == "events":
-            events = self._events(h5, min(ts[i], ts[j]), max(ts[i], ts[j]))
-            nfs = event_stack(events, int(ts[i]), int(ts[j]), self.crop, self.crop, x0=x0, y0=y0,
-                              leak=self._leak(scene, h5, i, y0, x0))
+            events = src.events(min(ts[i], ts[j]), max(ts[i], ts[j]))
+            counts = event_counts(events, int(ts[i]), int(ts[j]), self.crop, self.crop, x0=window[1].start,
+                                  y0=window[0].start)
+            item |= {"nfs": torch.from_numpy(counts),
+                     "leak": torch.from_numpy(self._leak(scene, src, i, image)),
+                     "leak_scale": torch.tensor(event_leak_scale(int(ts[i]), int(ts[j])))}
         else:
-            nfs = self._spike_planes(h5, int(ts[j]), y0, x0)
-        return {"image": torch.from_numpy(self._frame(h5, i, y0, x0)), "nfs": torch.from_numpy(nfs),
-                "target": torch.from_numpy(self._frame(h5, j, y0, x0))}
+            start = spike_window_start(src.spike_times(), int(ts[j]))
+            item["nfs"] = torch.from_numpy(src.spike_steps(start, start + NFS_BINS, *window))
+        return item
 
 
 class MergeDataset(_SceneDataset):
@@ -187,8 +197,9 @@ class MergeDataset(_SceneDataset):
     """
 
     def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int,
-                 stack_size: int = 8, refocus_net: torch.nn.Module | None = None):
-        super().__init__(scenes, modality, crop, samples_per_scene, seed)
+                 stack_size: int = 8, refocus_net: torch.nn.Module | None = None,
+                 cache: str | os.PathLike | None = None):
+        super().__init__(scenes, modality, crop, samples_per_scene, seed, cache)
         if stack_size < 1:
             raise UsageError(f"stack_size must be at least 1, got {stack_size}")
         if refocus_net is not None and getattr(refocus_net, "modality", modality) != modality:
@@ -197,34 +208,34 @@ class MergeDataset(_SceneDataset):
         self.refocus_net = refocus_net.cpu().eval() if refocus_net is not None else None
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        scene, h5, rng, y0, x0 = self._sample(index)
+        scene, src, rng, window = self._sample(index)
+        ys, xs = window
         ts = self.timestamps[scene]
         n = min(self.stack_size, len(ts))
         edges = np.linspace(0, len(ts), n + 1).astype(int)
         idx = [int(rng.integers(a, b)) for a, b in zip(edges[:-1], edges[1:])]
         j = int(rng.integers(0, len(ts)))  # the input frame
         half_window = max(1, int((ts[-1] - ts[0]) / (2 * n)))
-        image = self._frame(h5, j, y0, x0)
+        image = src.frame(j, *window)
         if self.modality == "events":
             lo, hi = min(ts[idx[0]], ts[j]) - half_window, max(ts[idx[-1]], ts[j]) + half_window
-            events = self._events(h5, lo, hi)
-            slices = [event_count_slice(events, int(ts[i]), half_window, self.crop, self.crop, x0, y0)
+            events = src.events(lo, hi + 1)
+            slices = [event_count_slice(events, int(ts[i]), half_window, self.crop, self.crop, xs.start, ys.start)
                       for i in idx]
-            leak = self._leak(scene, h5, j, y0, x0)
+            leak = self._leak(scene, src, j, image)
             empty = np.zeros((NFS_BINS, self.crop, self.crop), np.float32)
-            refocus_nfs = [event_stack(events, int(ts[j]), int(ts[i]), self.crop, self.crop, x0=x0, y0=y0,
-                                       leak=leak) if i != j else empty for i in idx]
+            refocus_nfs = [event_stack(events, int(ts[j]), int(ts[i]), self.crop, self.crop, x0=xs.start,
+                                       y0=ys.start, leak=leak) if i != j else empty for i in idx]
         else:
-            refocus_nfs = [self._spike_planes(h5, int(ts[i]), y0, x0) for i in idx]
+            refocus_nfs = [self._spike_planes(src, int(ts[i]), window) for i in idx]
             slices = [tfp_image(planes) for planes in refocus_nfs]
-        stack = self._refocus(h5, image, idx, j, refocus_nfs, y0, x0)
-        ys, xs = self._window(y0, x0)
-        target = srgb_encode(h5["all_in_focus"][ys, xs]).transpose(2, 0, 1)
-        return {"stack": stack, "nfs": torch.from_numpy(np.stack(slices)), "target": torch.from_numpy(target)}
+        stack = self._refocus(src, image, idx, j, refocus_nfs, window)
+        return {"stack": stack, "nfs": torch.from_numpy(np.stack(slices)),
+                "target": torch.from_numpy(src.all_in_focus(*window))}
 
-    def _refocus(self, h5, image, idx, j, refocus_nfs, y0, x0) -> torch.Tensor:
+    def _refocus(self, src, image, idx, j, refocus_nfs, window) -> torch.Tensor:
         if self.refocus_net is None:
-            return torch.from_numpy(np.stack([self._frame(h5, i, y0, x0) for i in idx]))
+            return torch.from_numpy(np.stack([src.frame(i, *window) for i in idx]))
         with torch.no_grad():
             images = torch.from_numpy(image)[None].expand(len(idx), -1, -1, -1)
             stack = self.refocus_net(images, torch.from_numpy(np.stack(refocus_nfs)))

@@ -38,14 +38,19 @@ def event_gray(y: np.ndarray, intensity: str) -> np.ndarray:
 
 def leak_rate(total_polarity: np.ndarray, duration_us: float, gray: np.ndarray, bins: int = 8) -> np.ndarray:
     """Per-pixel signed event rate (per us) not explained by the focus sweep: the leak of DVS-Voltmeter
-    (k4 + k5 * L ON events per us, several events per pixel over a 0.5 s sweep at Table 3's k5).
+    (k4 + k5 * L ON events per us, several events per pixel over a 0.5 s sweep at Table 3's k5)."""
+    return leak_from_line(leak_line(total_polarity, gray, bins), duration_us, gray)
+
+
+def leak_line(total_polarity: np.ndarray, gray: np.ndarray, bins: int = 8) -> np.ndarray:
+    """The leak's net polarity over a whole sweep as a line in the gray level: (slope, intercept).
 
     Over a whole sweep a pixel's true log change is small and of either sign, while leak adds ON events
-    at a rate linear in brightness; so the rate is a line in the gray level fitted to the median net
-    polarity of brightness bins (medians ignore the pixels the sweep does change)."""
+    at a rate linear in brightness; so the line is fitted to the median net polarity of brightness bins
+    (medians ignore the pixels the sweep does change)."""
     edges = np.unique(np.quantile(gray, np.linspace(0.0, 1.0, bins + 1)))
     if len(edges) < 2:  # a uniform image: one brightness, one rate
-        return np.full(gray.shape, np.median(total_polarity) / duration_us, np.float32)
+        return np.array([0.0, np.median(total_polarity)])
     which = np.clip(np.searchsorted(edges, gray, side="right") - 1, 0, len(edges) - 2)
     centres, medians = [], []
     for b in range(len(edges) - 1):
@@ -53,8 +58,13 @@ def leak_rate(total_polarity: np.ndarray, duration_us: float, gray: np.ndarray, 
         if np.any(sel):
             centres.append(float(np.median(gray[sel])))
             medians.append(float(np.median(total_polarity[sel])))
-    coef = np.polyfit(centres, medians, 1) if len(centres) > 1 else (0.0, medians[0])
-    return (np.polyval(coef, gray) / duration_us).astype(np.float32)
+    return np.polyfit(centres, medians, 1) if len(centres) > 1 else np.array([0.0, medians[0]])
+
+
+def leak_from_line(line: np.ndarray, duration_us: float, gray: np.ndarray) -> np.ndarray:
+    """`leak_line` evaluated per pixel, as events per us (float32); elementwise, so a crop of the
+    gray image gives the crop of the whole image's rate."""
+    return (np.polyval(line, gray) / duration_us).astype(np.float32)
 
 
 def sobel_tv_energy(y: np.ndarray, alpha: float, beta: float) -> float:

@@ -26,10 +26,11 @@ NeuroMergeNet input (1 channel per stack image)
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
-from nfs_synth.aif.refocus import leak_rate
+from nfs_synth.aif.refocus import leak_from_line, leak_line
 from nfs_synth.color import REC709_WEIGHTS, SRGB_GAMMA, SRGB_KNEE_LINEAR, SRGB_OFFSET, SRGB_SLOPE
 from nfs_synth.errors import UsageError
 
@@ -65,10 +66,13 @@ def luma_chroma_merge(luma_linear: torch.Tensor, image: torch.Tensor) -> torch.T
 
 def net_polarity(events: np.ndarray, height: int, width: int) -> np.ndarray:
     """(#ON - #OFF) per pixel of all the given events, (H, W) float32."""
-    out = np.zeros((height, width), np.float32)
-    np.add.at(out, (events["y"].astype(np.int64), events["x"].astype(np.int64)),
-              np.where(events["p"] > 0, 1.0, -1.0).astype(np.float32))
-    return out
+    sign = np.where(events["p"] > 0, 1.0, -1.0)
+    return _counts(events["y"].astype(np.int64) * width + events["x"], sign, height * width).reshape(height, width)
+
+
+def _counts(flat_index: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
+    """Per-cell sums of +-1 or 1 weights, float32 (exact: integer sums far below 2**24)."""
+    return np.bincount(flat_index, weights, minlength=size).astype(np.float32)
 
 
 def event_leak(sweep_polarity: np.ndarray, sweep_us: float, image: np.ndarray) -> np.ndarray:
@@ -76,8 +80,22 @@ def event_leak(sweep_polarity: np.ndarray, sweep_us: float, image: np.ndarray) -
     net polarity `sweep_polarity` (H, W), for an sRGB image (H, W, 3) of the scene: `refocus.leak_rate`
     (a line in brightness fitted to the sweep's net polarity), with the BT.709 luma of the sRGB values
     as brightness. Returns (H, W) float32."""
-    luma = np.asarray(image, np.float32) @ np.float32([_KR, _KG, _KB])
-    return leak_rate(sweep_polarity, float(max(sweep_us, 1)), luma)
+    return event_leak_map(event_leak_line(sweep_polarity, image), sweep_us, image)
+
+
+def event_leak_line(sweep_polarity: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """`event_leak`'s line (slope, intercept) in luma, fitted on a whole sRGB image (H, W, 3)."""
+    return leak_line(sweep_polarity, _luma(image))
+
+
+def event_leak_map(line: np.ndarray, sweep_us: float, image: np.ndarray) -> np.ndarray:
+    """`event_leak` from its line, for an sRGB image or a crop of one (H, W, 3)."""
+    return leak_from_line(line, float(max(sweep_us, 1)), _luma(image))
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    r, g, b = (np.asarray(image[..., c], np.float32) for c in range(3))
+    return np.float32(_KR) * r + np.float32(_KG) * g + np.float32(_KB) * b
 
 
 def event_stack(events: np.ndarray, t_in: int, t_out: int, height: int, width: int,
@@ -88,23 +106,67 @@ def event_stack(events: np.ndarray, t_in: int, t_out: int, height: int, width: i
     events per us (`event_leak` of the window), is subtracted at its expected count per bin.
     Returns (bins, H, W) float32.
     """
+    out = event_counts(events, t_in, t_out, height, width, bins, x0, y0, np.int32).astype(np.float32)
+    if leak is not None:
+        out -= event_leak_scale(t_in, t_out, bins) * leak[None]
+    return out
+
+
+def event_counts(events: np.ndarray, t_in: int, t_out: int, height: int, width: int, bins: int = NFS_BINS,
+                 x0: int = 0, y0: int = 0, dtype=np.int8) -> np.ndarray:
+    """`event_stack` without the leak, as integers (bins, H, W); int8 by default, 4x fewer bytes than
+    float32 to make and to move to the training device. A count beyond the dtype is an error, never a
+    wrapped count."""
     if t_in == t_out:
         raise UsageError("event_stack needs distinct input and target times")
-    lo, hi = min(t_in, t_out), max(t_in, t_out)
-    t = events["t"]
-    x = events["x"].astype(np.int64) - x0
-    y = events["y"].astype(np.int64) - y0
-    keep = (t >= lo) & (t < hi) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    t, x, y = t[keep], x[keep], y[keep]
-    sign = np.where(events["p"][keep] > 0, 1.0, -1.0).astype(np.float32)
-    b = ((t - lo) * bins // (hi - lo)).astype(np.int64)
-    if t_out < t_in:  # run backwards: bin 0 nearest the input time, polarities negated
-        b, sign = bins - 1 - b, -sign
-    out = np.zeros((bins, height, width), np.float32)
-    np.add.at(out, (b, y, x), sign)
-    if leak is not None:  # ON leak counts against the direction of the stack, as the polarities do
-        out -= np.float32((1.0 if t_out > t_in else -1.0) * (hi - lo) / bins) * leak[None]
+    out = np.zeros((bins, height, width), dtype)
+    limit = np.iinfo(dtype).max
+    if not _bin_events(events["t"], events["x"], events["y"], events["p"], min(t_in, t_out), max(t_in, t_out),
+                       x0, y0, t_out < t_in, out, limit):
+        raise UsageError(f"an event-stack bin between t={t_in} and {t_out} us holds more than {limit} events "
+                         f"of one pixel")
     return out
+
+
+def event_leak_scale(t_in: int, t_out: int, bins: int = NFS_BINS) -> np.float32:
+    """What `event_stack` subtracts per bin, per unit of leak rate: the bin's length in us, signed
+    (ON leak counts against the direction of the stack, as the polarities do)."""
+    return np.float32((1.0 if t_out > t_in else -1.0) * abs(t_out - t_in) / bins)
+
+
+def dense_nfs(item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A compact sample or batch (`nfs` as int8 event counts with `leak`/`leak_scale`, or uint8 spike
+    planes) as the network reads it: float32 planes with the leak removed, bit for bit what
+    `event_stack` with `leak` gives."""
+    out = {k: v for k, v in item.items() if k not in ("leak", "leak_scale")}
+    nfs = item["nfs"].float()
+    if "leak" in item:
+        scale = item["leak_scale"]
+        nfs = nfs - scale.reshape(*scale.shape, 1, 1, 1) * item["leak"].unsqueeze(-3)
+    out["nfs"] = nfs
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bin_events(t, x, y, p, lo, hi, x0, y0, backwards, out, limit):
+    """`event_counts` in one pass over the events, with none of a numpy version's temporaries; False
+    when a count leaves +-limit."""
+    bins, height, width = out.shape
+    for k in range(t.size):
+        if t[k] < lo or t[k] >= hi:
+            continue
+        xx, yy = np.int64(x[k]) - x0, np.int64(y[k]) - y0
+        if xx < 0 or xx >= width or yy < 0 or yy >= height:
+            continue
+        b = (t[k] - lo) * bins // (hi - lo)
+        sign = 1 if p[k] > 0 else -1
+        if backwards:  # run backwards: bin 0 nearest the input time, polarities negated
+            b, sign = bins - 1 - b, -sign
+        count = np.int64(out[b, yy, xx]) + sign
+        if count > limit or count < -limit:
+            return False
+        out[b, yy, xx] = count
+    return True
 
 
 def event_count_slice(events: np.ndarray, t_center: int, half_window_us: int, height: int, width: int,
@@ -114,16 +176,20 @@ def event_count_slice(events: np.ndarray, t_center: int, half_window_us: int, he
     x = events["x"].astype(np.int64) - x0
     y = events["y"].astype(np.int64) - y0
     keep = (np.abs(t - t_center) <= half_window_us) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    count = np.zeros((height, width), np.float32)
-    np.add.at(count, (y[keep], x[keep]), 1.0)
+    count = _counts(y[keep] * width + x[keep], None, height * width).reshape(height, width)
     return np.log1p(count)[None]
 
 
-def spike_window(planes: np.ndarray, t_us: np.ndarray, t_center: int, n: int = NFS_BINS) -> np.ndarray:
-    """The n consecutive readout steps nearest t_center (shifted inward at the ends); (n, H, W) float32."""
+def spike_window_start(t_us: np.ndarray, t_center: int, n: int = NFS_BINS) -> int:
+    """First of the n consecutive readout steps nearest t_center (shifted inward at the ends)."""
     if len(t_us) < n:
         raise UsageError(f"need {n} spike readout steps around t={t_center} us, the stream has {len(t_us)}")
-    start = int(np.clip(np.searchsorted(t_us, t_center) - n // 2, 0, len(t_us) - n))
+    return int(np.clip(np.searchsorted(t_us, t_center) - n // 2, 0, len(t_us) - n))
+
+
+def spike_window(planes: np.ndarray, t_us: np.ndarray, t_center: int, n: int = NFS_BINS) -> np.ndarray:
+    """The n consecutive readout steps nearest t_center (`spike_window_start`); (n, H, W) float32."""
+    start = spike_window_start(t_us, t_center, n)
     return np.asarray(planes[start:start + n], dtype=np.float32)
 
 

@@ -5,6 +5,7 @@ Examples (the demo corpus has 96 px frames, so the crop must be at most 96):
   nfs-synth train --stage merge --modality events --corpus out/demo --out runs/merge-ev --crop 64 \\
       --refocus-checkpoint runs/refocus-ev/last.pt
   nfs-synth train ... --out runs/refocus-ev --resume     # continue an interrupted run
+  nfs-synth prepare --corpus out/demo --modality events --out out/demo-cache-ev   # then train ... --cache it
 Writes RUN/last.pt after every epoch and one row per epoch to RUN/log.csv.
 """
 from __future__ import annotations
@@ -53,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--perceptual-weight", type=float, help="Eq. 17's alpha (default 0.5)")
     p.add_argument("--mse-weight", type=float, help="Eq. 17's beta (default 200)")
     p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
+    p.add_argument("--cache", help="training-input cache of --corpus (nfs-synth prepare): the same samples, "
+                   "read several times faster")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--on-error", choices=ON_ERROR, default="skip",
@@ -90,7 +93,8 @@ def run(args) -> int:
         fixed = {k: _DEFAULTS[k] if v is None else v for k, v in fixed.items()}
     cfg = TrainConfig(stage=args.stage, modality=args.modality, corpus=args.corpus, out=args.out,
                       refocus_checkpoint=args.refocus_checkpoint, vgg19_weights=args.vgg19_weights,
-                      workers=args.workers, device=args.device, amp=args.amp, on_error=args.on_error, **fixed)
+                      workers=args.workers, device=args.device, amp=args.amp, on_error=args.on_error,
+                      cache=args.cache, **fixed)
     _check_arguments(args)
     path = train(cfg, resume=args.resume)
     print(f"checkpoint: {path}")

@@ -153,39 +153,51 @@ def _events_group(f: h5py.File):
 
 
 def _read(f: h5py.File, t_start_us, t_end_us) -> np.ndarray:
-    group = _events_group(f)
-    t_ds = group["t"]
-    t_off = int(f["t_offset"][()]) if "t_offset" in f else 0
-    lo, hi = 0, t_ds.shape[0]
-    if t_start_us is None and t_end_us is None:
-        window = None
-    else:
-        if "ms_to_idx" not in f:
-            raise EventsError(f"{f.filename} has no ms_to_idx; a time window needs it")
-        ms = f["ms_to_idx"]
-        rs = -math.inf if t_start_us is None else t_start_us - t_off
-        re = math.inf if t_end_us is None else t_end_us - t_off
-        if rs > re:
-            raise EventsError(f"t_start_us={t_start_us} is after t_end_us={t_end_us}")
-        # Narrow to whole milliseconds through the index, then to the exact microsecond.
-        if rs > 0:
-            m = math.floor(rs / 1000)
-            lo = int(ms[m]) if m < ms.shape[0] else hi
-        if re < math.inf:
-            m = max(math.ceil(re / 1000), 0)
-            hi = int(ms[m]) if m < ms.shape[0] else hi
-        window = (rs, re)
-    t = t_ds[lo:hi] if hi > lo else np.empty(0, np.int64)
-    a, b = lo, hi
-    if window is not None:
-        a = lo + int(np.searchsorted(t, window[0], "left"))
-        b = lo + int(np.searchsorted(t, window[1], "left"))
-        t = t[a - lo:b - lo]
-    out = np.empty(b - a, EVENT_DTYPE)
-    out["t"] = t + t_off
-    for fld in ("x", "y", "p"):
-        out[fld] = group[fld][a:b] if b > a else 0
-    return out
+    return EventWindows(f).read(t_start_us, t_end_us)
+
+
+class EventWindows:
+    """`read_events` windows of one open file, its datasets looked up once (a training worker reads
+    thousands of windows of each file)."""
+
+    def __init__(self, f: h5py.File):
+        group = _events_group(f)
+        self.filename = f.filename
+        self.fields = {name: group[name] for name in _FIELDS}
+        self.t_off = int(f["t_offset"][()]) if "t_offset" in f else 0
+        self.ms = f["ms_to_idx"] if "ms_to_idx" in f else None
+
+    def read(self, t_start_us, t_end_us) -> np.ndarray:
+        t_ds, t_off, ms = self.fields["t"], self.t_off, self.ms
+        lo, hi = 0, t_ds.shape[0]
+        if t_start_us is None and t_end_us is None:
+            window = None
+        else:
+            if ms is None:
+                raise EventsError(f"{self.filename} has no ms_to_idx; a time window needs it")
+            rs = -math.inf if t_start_us is None else t_start_us - t_off
+            re = math.inf if t_end_us is None else t_end_us - t_off
+            if rs > re:
+                raise EventsError(f"t_start_us={t_start_us} is after t_end_us={t_end_us}")
+            # Narrow to whole milliseconds through the index, then to the exact microsecond.
+            if rs > 0:
+                m = math.floor(rs / 1000)
+                lo = int(ms[m]) if m < ms.shape[0] else hi
+            if re < math.inf:
+                m = max(math.ceil(re / 1000), 0)
+                hi = int(ms[m]) if m < ms.shape[0] else hi
+            window = (rs, re)
+        t = t_ds[lo:hi] if hi > lo else np.empty(0, np.int64)
+        a, b = lo, hi
+        if window is not None:
+            a = lo + int(np.searchsorted(t, window[0], "left"))
+            b = lo + int(np.searchsorted(t, window[1], "left"))
+            t = t[a - lo:b - lo]
+        out = np.empty(b - a, EVENT_DTYPE)
+        out["t"] = t + t_off
+        for fld in ("x", "y", "p"):
+            out[fld] = self.fields[fld][a:b] if b > a else 0
+        return out
 
 
 def read_events(path_or_h5file, t_start_us=None, t_end_us=None) -> np.ndarray:
