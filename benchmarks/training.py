@@ -15,7 +15,7 @@ import torch
 from nfs_synth.aif.losses import Eq17Loss, PerceptualLoss
 from nfs_synth.aif.nets import build, count_parameters
 from nfs_synth.aif.representations import NFS_BINS
-from nfs_synth.aif.train import train_step
+from nfs_synth.aif.train import place, train_step
 
 # (label, stage, width, crop, batch, stack size)
 CONFIGS = [
@@ -38,7 +38,7 @@ def batch_for(stage: str, crop: int, batch: int, stack: int, device) -> dict:
 
 def measure(stage, width, crop, batch, stack, amp, steps, device, loss_fn) -> float:
     torch.manual_seed(0)
-    model = build(stage, "events", width).to(device)
+    model = place(build(stage, "events", width), device)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     data = batch_for(stage, crop, batch, stack, device)
     train_step(model, data, loss_fn, opt, amp)  # warm-up (allocations, kernel selection)
