@@ -95,7 +95,6 @@ class _SceneDataset(Dataset):
         if not self.paths:
             raise UsageError("no scene files given")
         self.modality, self.crop, self.samples_per_scene, self.seed = modality, crop, samples_per_scene, seed
-        self.cache = None if cache is None else Path(cache)
         self.reads = self.paths if cache is None else cache_files(cache, self.paths, modality)
         self._Source = SceneSource if cache is None else CacheSource
         self.epoch = 0
@@ -154,9 +153,13 @@ class _SceneDataset(Dataset):
         ts = self.timestamps[scene]
         return event_leak_map(src.leak_line(i), float(ts[-1] - ts[0]), image.transpose(1, 2, 0))
 
-    def _spike_planes(self, src, t_center: int, window: tuple[slice, slice]) -> np.ndarray:
+    def _spike_bits(self, src, t_center: int, window: tuple[slice, slice]) -> np.ndarray:
+        """The 64 readout steps nearest t_center (`spike_window`) of the crop, uint8 0/1."""
         start = spike_window_start(src.spike_times(), t_center)
-        return src.spike_steps(start, start + NFS_BINS, *window).astype(np.float32)
+        return src.spike_steps(start, start + NFS_BINS, *window)
+
+    def _spike_planes(self, src, t_center: int, window: tuple[slice, slice]) -> np.ndarray:
+        return self._spike_bits(src, t_center, window).astype(np.float32)
 
 
 class RefocusDataset(_SceneDataset):
@@ -183,8 +186,7 @@ class RefocusDataset(_SceneDataset):
                      "leak": torch.from_numpy(self._leak(scene, src, i, image)),
                      "leak_scale": torch.tensor(event_leak_scale(int(ts[i]), int(ts[j])))}
         else:
-            start = spike_window_start(src.spike_times(), int(ts[j]))
-            item["nfs"] = torch.from_numpy(src.spike_steps(start, start + NFS_BINS, *window))
+            item["nfs"] = torch.from_numpy(self._spike_bits(src, int(ts[j]), window))
         return item
 
 
