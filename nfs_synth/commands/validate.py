@@ -38,6 +38,9 @@ def schema_problems(h5: h5py.File, entry: dict) -> list[str]:
         sizes["N"] = entry["events"]
     if "spikes" in parts:
         sizes["S"] = entry["spike_steps"]
+    if (rgb := recipe.get("rgb_camera", {})).get("enabled"):
+        parts.append("rgb")
+        sizes |= {"s": rgb["scale"], "C": entry["frames"] - rgb["exposure_frames"] + 1}
     for name, spec in datasets(*parts):
         shape, dtype = spec.shape_for(**sizes), spec.dtype
         ds = h5.get(name)

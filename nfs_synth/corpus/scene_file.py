@@ -75,6 +75,12 @@ class SceneWriter:
         if units:
             ds.attrs["units"] = units
 
+    def create_dataset(self, name: str, **sizes) -> h5py.Dataset:
+        """An empty dataset of the schema, filled piece by piece (`sizes`: its dimension names)."""
+        spec = BY_PATH[name]
+        return self.h5.create_dataset(name, shape=spec.shape_for(**sizes), dtype=spec.dtype,
+                                      chunks=spec.chunks_for(**sizes), **spec.filter.kwargs())
+
     def set_attrs(self, **attrs) -> None:
         if unknown := sorted(set(attrs) - ROOT_ATTR_NAMES):
             raise SceneFileError(f"root attributes {unknown} are not in the scene-file schema")

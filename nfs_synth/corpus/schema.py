@@ -90,7 +90,7 @@ class Dataset:
     shape: tuple
     dtype: str
     meaning: str
-    part: str                   # sweep: every scene file; camera: rendered scenes; events, spikes: that sensor
+    part: str                   # sweep: every scene file; camera: rendered scenes; events, spikes, rgb: that sensor
     chunks: tuple | None = None  # None: h5py's choice (none for scalars)
     filter: Blosc | Deflate | Uncompressed | None = None  # None: unfiltered (scalars, tiny arrays)
     storage: str = ""            # how the README describes chunks and filter
@@ -106,6 +106,8 @@ def _resolve(dims: tuple, sizes: dict) -> tuple | None:
     """`dims` with each name replaced by its size in `sizes` (T=, H=, W=, ...); None if one is not given."""
     if "W" in sizes:
         sizes = sizes | {"ceil(W/8)": (sizes["W"] + 7) // 8}
+    if "s" in sizes:
+        sizes = sizes | {"sH": sizes["s"] * sizes["H"], "sW": sizes["s"] * sizes["W"]}
     out = tuple(d if isinstance(d, int) else sizes.get(d) for d in dims)
     return None if None in out else out
 
@@ -143,6 +145,16 @@ DATASETS = (
             storage=f"{SPIKE_CHUNK_STEPS} steps per chunk, {SPIKE_BITS} (packed bits barely compress)"),
     Dataset(("spikes/t_us",), ("S",), "int64", "end time of each readout step", "spikes",
             chunks=(16 * SPIKE_CHUNK_STEPS,), filter=STORED),
+    Dataset(("rgb/captures",), ("C", "sH", "sW", 3), "uint8",
+            "RGB camera (`rgb_camera.enabled`): capture i integrates frames i .. i+n-1, Poisson-Gaussian noise, "
+            "8-bit sRGB; s = `rgb_camera.scale`, C = T - n + 1; group attrs: every value used", "rgb",
+            chunks=(1, "sH", "sW", 3), filter=STORED, storage=f"one chunk per capture, {STORED}"),
+    Dataset(("rgb/all_in_focus",), ("sH", "sW", 3), "float32",
+            "ground truth in the RGB camera's frame, linear RGB (`all_in_focus` is its s x s block mean)", "rgb",
+            filter=STORED),
+    Dataset(("rgb/to_sensor",), (3, 3), "float64",
+            "homography from RGB pixel to neuromorphic-sensor pixel coordinates (pixel centres at integers)",
+            "rgb"),
 )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from nfs_synth.render import engines
 from nfs_synth.scene import optics, plan as plans, seeds, textures
 from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name, set_wall_clock_attrs
+from nfs_synth.sensors import rgb_camera
 from nfs_synth.run.stages import StageClock
 from nfs_synth.scene.recipe import scene_recipe_json
 
@@ -64,13 +65,41 @@ class SensorRig:
                 finish(writer, int(t_end_us))
 
 
+class RgbCameraOutput:
+    """The RGB camera of an enabled `rgb_camera` table: renders at its resolution come in, its captures
+    and ground truth go to the file's rgb group, and the neuromorphic sensor's view (each pixel the mean
+    of its scale x scale block) goes on to the frames and sensors."""
+
+    def __init__(self, recipe: dict, index: int, out: SceneWriter, frames: int, height: int, width: int):
+        cfg = recipe["rgb_camera"]
+        self.scale = cfg["scale"]
+        seed = seeds.scene_seed(recipe["corpus"]["seed"], index, seeds.RGB)
+        self.camera = rgb_camera.RgbCamera(cfg, seed)
+        out.h5.create_group("rgb").attrs.update(rgb_camera.attrs(cfg, seed))
+        self.captures = out.create_dataset("rgb/captures", H=height, W=width, s=self.scale,
+                                           C=rgb_camera.capture_count(frames, cfg["exposure_frames"]))
+        out.write_array("rgb/to_sensor", rgb_camera.to_sensor_matrix(self.scale), "px")
+        self.out, self.done = out, 0
+
+    def all_in_focus(self, aif: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.out.write_array("rgb/all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
+        # a sensor pixel's depth: the nearest surface it sees (a mean would invent depths at edges)
+        return rgb_camera.bin_to_sensor(aif, self.scale), rgb_camera.bin_to_sensor(depth, self.scale, np.min)
+
+    def frame(self, frame: np.ndarray) -> np.ndarray:
+        for capture in self.camera.feed(frame):
+            self.captures[self.done] = capture
+            self.done += 1
+        return rgb_camera.bin_to_sensor(frame, self.scale)
+
+
 def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = None,
                  texture_refs: list[dict] | None = None, on_frame=None) -> dict:
     """Plan, render and simulate scene `index` into `path` (atomic). Returns its manifest entry.
 
     `on_frame(i)` runs after frame i is stored (the orchestrator's fault-injection hook). The file's
     `timings_json` holds the StageClock report (stages: plan, build, render_aif, render_frames, events,
-    spikes, hdf5, hash) and the renderer's own `timings`; docs/cost.md reads them.
+    spikes, rgb, hdf5, hash) and the renderer's own `timings`; docs/cost.md reads them.
     """
     clock = StageClock()
     with clock.stage("plan"):
@@ -80,8 +109,13 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
     height, width = cam["height"], cam["width"]
     stamps = np.asarray(plan["sweep"]["timestamps_us"], np.int64)
     focus = np.asarray(plan["sweep"]["focus_distance_m"], np.float64)
+    rgb_on = recipe["rgb_camera"]["enabled"]
+    # with an RGB camera the scene is rendered at its resolution (same field of view); the plan stays the
+    # neuromorphic sensor's
+    scale = recipe["rgb_camera"]["scale"] if rgb_on else 1
+    render_plan = plan | {"camera": cam | {"width": width * scale, "height": height * scale}} if rgb_on else plan
     with clock.stage("build"):
-        renderer = engines.renderer_class(plan["render"]["engine"])(plan, pixels, threads=threads)
+        renderer = engines.renderer_class(plan["render"]["engine"])(render_plan, pixels, threads=threads)
     with renderer, ExitStack() as scene_file:
         with clock.stage("hdf5"):
             out = scene_file.enter_context(SceneWriter(path, len(stamps), height, width))
@@ -96,9 +130,12 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
             out.write_array("camera/K", optics.intrinsics(width, height, cam["focal_length_mm"],
                                                           cam["sensor_width_mm"]), "px")
             out.h5["camera"].attrs.update({k: v for k, v in cam.items()})
+            rgb = RgbCameraOutput(recipe, index, out, len(stamps), height, width) if rgb_on else None
         with clock.stage("render_aif"):
             aif, depth = renderer.all_in_focus()
         with clock.stage("hdf5"):
+            if rgb is not None:
+                aif, depth = rgb.all_in_focus(aif, depth)
             # Cycles output of smooth-shaded meshes varies in the last float32 bits between processes (up
             # to ~3e-5 relative, docs/scale_out.md); float16 precision, as for the frames, hides nearly all.
             out.write_array("all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
@@ -107,6 +144,9 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
         for i, frame in enumerate(clock.each("render_frames", renderer.sweep())):
             # The sensors see the frame as stored (float16), so a sensor study re-simulating the
             # file with unchanged parameters reproduces these streams bit for bit.
+            if rgb is not None:
+                with clock.stage("rgb"):
+                    frame = rgb.frame(frame)
             with clock.stage("hdf5"):
                 stored = frame.astype(np.float16)
                 out.write_frame(i, stored)

@@ -116,6 +116,14 @@ SCHEMA: dict[str, Any] = {
                                    doc="share of procedural textures mixed into the bundled source"),
         "max_size": Key(int, 512, 16, 8192, doc="textures are downsampled to this longest side"),
     },
+    # the RGB camera of a hybrid rig (sensors/rgb_camera.py); off: frames are the only RGB images
+    "rgb_camera": {
+        "enabled": Key(bool, False, doc="render at the RGB camera's resolution and store its captures (rgb/)"),
+        "scale": Key(int, 1, 1, 8, doc="RGB pixels per neuromorphic pixel along each axis, same field of view"),
+        "exposure_frames": Key(int, 1, 1, 100_000, doc="sweep frames one RGB capture integrates"),
+        "full_well_e": Key(float, 0.0, 0.0, 1e7, doc="electrons at full white (the clip level); 0 = no noise"),
+        "read_noise_e": Key(float, 0.0, 0.0, 1e5, doc="Gaussian read noise, electrons std"),
+    },
     "sensors": {
         "events": {
             "enabled": Key(bool, True),
@@ -303,6 +311,9 @@ def _check_cross_fields(r: dict, source: str, overridden: dict[str, str]) -> Non
                           f"length ({f_m} m)")
     if r["camera"]["aperture_blades"] in (1, 2):
         raise RecipeError(f"{source}: 'camera.aperture_blades' must be 0 (circular) or 3..16")
+    if r["rgb_camera"]["exposure_frames"] > sweep["frames"]:
+        raise RecipeError(f"{source}: 'rgb_camera.exposure_frames' ({r['rgb_camera']['exposure_frames']}) "
+                          f"is more than the sweep's {sweep['frames']} frames")
     if scene["objects_min"] > scene["objects_max"]:
         raise RecipeError(f"{source}: 'scene.objects_min' is larger than 'scene.objects_max'")
     if scene["size_min"] > scene["size_max"]:

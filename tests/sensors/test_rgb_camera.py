@@ -1,0 +1,118 @@
+"""The RGB camera of a hybrid rig (sensors/rgb_camera.py): Poisson-Gaussian noise statistics, exposure
+integration, the resolution mapping, and a rendered scene with the camera on and off."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+from tiny_corpus import generate
+
+from nfs_synth.cli import generate_main
+from nfs_synth.color import srgb_decode, srgb_encode
+from nfs_synth.commands.validate import schema_problems
+from nfs_synth.errors import RecipeError
+from nfs_synth.scene.recipe import load_recipe
+from nfs_synth.sensors.rgb_camera import RgbCamera, bin_to_sensor, to_sensor_matrix
+
+
+def camera(**cfg) -> RgbCamera:
+    return RgbCamera({"exposure_frames": 1, "full_well_e": 0.0, "read_noise_e": 0.0, "scale": 1} | cfg,
+                     np.random.SeedSequence(7))
+
+
+@pytest.mark.parametrize("level", [0.05, 0.3])
+def test_noise_mean_and_variance_follow_gain_and_read_noise(level):
+    # Electrons at one level: Poisson(level * full_well) + N(0, read^2). Decoding the 8-bit sRGB value adds
+    # a quantisation error; at these levels one code step is < 0.4 % of the signal, so its variance
+    # (step^2 / 12) is < 0.5 % of the noise variance and is added to the expectation below.
+    full_well, read = 2000.0, 8.0
+    cam = camera(full_well_e=full_well, read_noise_e=read)
+    out = cam.capture(np.full((400, 400, 3), level, np.float32))
+    electrons = srgb_decode(out.astype(np.float64) / 255.0) * full_well
+    n = electrons.size
+    expected_var = level * full_well + read ** 2
+    step_e = full_well * (srgb_decode(np.array([(np.rint(level ** (1 / 2.4) * 255) + 0.5) / 255]))
+                          - srgb_decode(np.array([(np.rint(level ** (1 / 2.4) * 255) - 0.5) / 255])))[0]
+    expected_var += step_e ** 2 / 12
+    se_mean = np.sqrt(expected_var / n)
+    se_var = expected_var * np.sqrt(2.0 / (n - 1))       # Gaussian approximation of the variance's error
+    assert abs(electrons.mean() - level * full_well) < 4 * se_mean + 0.01 * step_e
+    assert abs(electrons.var() - expected_var) < 4 * se_var + 0.05 * step_e ** 2
+
+
+def test_no_noise_is_the_quantised_signal_and_white_clips():
+    ramp = np.linspace(0, 1.5, 64, dtype=np.float32)[None, :, None].repeat(3, 2)
+    out = camera().capture(ramp)
+    assert out.dtype == np.uint8
+    assert np.abs(out - 255.0 * srgb_encode(ramp)).max() <= 0.5 + 1e-4     # rounded, not truncated
+    assert (out[:, ramp[0, :, 0] >= 1.0] == 255).all()
+
+
+def test_a_capture_integrates_exposure_frames():
+    cam = camera(exposure_frames=3)
+    frames = [np.full((4, 4, 3), v, np.float32) for v in (0.1, 0.2, 0.6, 0.3)]
+    outs = [cam.feed(f) for f in frames]
+    assert [len(o) for o in outs] == [0, 0, 1, 1]
+    for got, window in ((outs[2][0], frames[0:3]), (outs[3][0], frames[1:4])):
+        assert np.array_equal(got, cam.capture(np.mean(window, axis=0)))
+
+
+def test_binning_and_the_stored_mapping_agree_on_a_feature():
+    # A bright square at RGB pixels (rows 10..13, cols 22..27) of a 2x camera: its centroid in the binned
+    # sensor image is where to_sensor maps the RGB centroid.
+    rgb = np.zeros((40, 48), np.float64)
+    rgb[10:14, 22:28] = 1.0
+    sensor = bin_to_sensor(rgb, 2)
+    assert sensor.shape == (20, 24) and np.isclose(sensor.sum() * 4, rgb.sum())
+
+    def centroid(img):
+        ys, xs = np.indices(img.shape)
+        return np.array([(xs * img).sum(), (ys * img).sum()]) / img.sum()
+
+    mapped = to_sensor_matrix(2) @ np.append(centroid(rgb), 1.0)
+    assert np.abs(mapped[:2] - centroid(sensor)).max() < 0.25
+
+
+def test_out_of_range_options_are_refused_naming_the_key():
+    for item in ("rgb_camera.scale=0", "rgb_camera.full_well_e=-1", "rgb_camera.exposure_frames=100"):
+        with pytest.raises(RecipeError, match=item.split("=")[0].replace(".", r"\.")):
+            load_recipe(None, [item])
+
+
+RGB_ON = ["rgb_camera.enabled=true", "rgb_camera.scale=2", "rgb_camera.exposure_frames=2",
+          "rgb_camera.full_well_e=5000", "rgb_camera.read_noise_e=3"]
+
+
+def test_a_scene_with_the_rgb_camera(tmp_path):
+    sets = [a for item in RGB_ON for a in ("--set", item)]
+    assert generate(tmp_path / "on", "--set", "corpus.scenes=1", *sets) == 0
+    assert generate(tmp_path / "off", "--set", "corpus.scenes=1") == 0
+    manifest = json.loads((tmp_path / "on" / "manifest.json").read_text())
+    with h5py.File(tmp_path / "on/scenes/scene_00000.h5") as on, h5py.File(tmp_path / "off/scenes/scene_00000.h5") as off:
+        assert schema_problems(on, manifest["scenes"][0]) == []
+        assert "rgb" not in off
+        t, h, w = on["frames"].shape[:3]
+        assert on["rgb/captures"].shape == (t - 1, 2 * h, 2 * w, 3) and on["rgb/captures"].dtype == np.uint8
+        assert on["rgb"].attrs["full_well_e"] == 5000.0 and on["rgb"].attrs["exposure_frames"] == 2
+        assert np.array_equal(on["rgb/to_sensor"][()], to_sensor_matrix(2))
+        # the sensor's ground truth is the block mean of the RGB camera's (float16 rounding apart)
+        binned = bin_to_sensor(on["rgb/all_in_focus"][()], 2)
+        assert np.abs(binned - on["all_in_focus"][()]).max() < 2e-3 * max(1.0, binned.max())
+        # the 2x render binned is the sensor's view of the same scene: close to the 1x render
+        assert np.abs(on["all_in_focus"][()] - off["all_in_focus"][()]).mean() < 0.05
+        # the noisy capture decodes to the exposure's mean frame within the noise
+        cap = srgb_decode(on["rgb/captures"][0] / 255.0)
+        mean = bin_to_sensor(cap, 2)
+        sensor = np.clip(on["frames"][0:2].astype(np.float32).mean(0), 0, 1)
+        assert np.abs(mean - sensor).mean() < 0.03
+
+
+def test_off_by_default_in_the_shipped_recipes_and_on_in_hybrid_rig():
+    for name in ("paper", "quick"):
+        assert load_recipe(name)["rgb_camera"]["enabled"] is False
+    assert load_recipe("hybrid_rig")["rgb_camera"]["enabled"] is True
+
+
+def test_generate_refuses_a_bad_rgb_option_before_writing(tmp_path, capsys):
+    assert generate_main(["--set", "rgb_camera.read_noise_e=-2", "--out", str(tmp_path / "out")]) == 2
+    assert "rgb_camera.read_noise_e" in capsys.readouterr().err and not (tmp_path / "out").exists()
