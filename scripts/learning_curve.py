@@ -2,7 +2,7 @@
 per modality at several budgets, evaluate each beside the hand-crafted baselines, write a table and a plot.
 
     python scripts/learning_curve.py --train TRAIN_CORPUS --test TEST_CORPUS --cache-ev CACHE --cache-sp CACHE \
-        --out runs/learning-curve --budgets 2:2,6:4,18:8
+        --out runs/learning-curve --budgets 2:2,6:3,18:6
 
 A budget is REFOCUS_EPOCHS:MERGE_EPOCHS; each is its own run with the full learning-rate schedule (a
 snapshot of a longer run would be cut before its schedule decays). The merge net is trained on oracle
@@ -112,11 +112,11 @@ def main(argv=None) -> int:
     p.add_argument("--cache-ev", type=Path, required=True)
     p.add_argument("--cache-sp", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--budgets", default="2:2,6:4,18:8", help="REFOCUS_EPOCHS:MERGE_EPOCHS,... (default %(default)s)")
+    p.add_argument("--budgets", default="2:2,6:3,18:6", help="REFOCUS_EPOCHS:MERGE_EPOCHS,... (default %(default)s)")
     p.add_argument("--samples-per-scene", type=int, default=4, help="refocus samples per scene per epoch")
     p.add_argument("--merge-samples-per-scene", type=int, default=1)
     p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--crop", type=int, default=96)
+    p.add_argument("--crop", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--stack-size", type=int, default=6)
     p.add_argument("--perceptual-weight", type=float, default=0.05)

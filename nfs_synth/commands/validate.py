@@ -17,7 +17,7 @@ from tqdm import tqdm
 from nfs_synth.corpus.atomic import TMP_MARK
 from nfs_synth.corpus.scene_file import content_hash
 from nfs_synth.errors import SceneFileError
-from nfs_synth.corpus.schema import READABLE_SCHEMA_VERSIONS, datasets
+from nfs_synth.corpus.schema import READABLE_SCHEMA_VERSIONS, datasets, parts_written
 from nfs_synth.corpus.manifest import existing_corpus
 
 SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
@@ -32,14 +32,14 @@ def schema_problems(h5: h5py.File, entry: dict) -> list[str]:
     """Shapes, dtypes and counts of one open scene file against the schema and its manifest entry."""
     problems = []
     recipe = json.loads(h5.attrs["recipe_json"])
-    parts = ["sweep", "camera"] + [s for s in ("events", "spikes") if recipe["sensors"][s]["enabled"]]
+    parts = parts_written(recipe)
     sizes = {"T": entry["frames"], "H": entry["height"], "W": entry["width"]}
     if "events" in parts:
         sizes["N"] = entry["events"]
     if "spikes" in parts:
         sizes["S"] = entry["spike_steps"]
-    if (rgb := recipe.get("rgb_camera", {})).get("enabled"):
-        parts.append("rgb")
+    if "rgb" in parts:
+        rgb = recipe["rgb_camera"]
         sizes |= {"s": rgb["scale"], "C": entry["frames"] - rgb["exposure_frames"] + 1}
     for name, spec in datasets(*parts):
         shape, dtype = spec.shape_for(**sizes), spec.dtype

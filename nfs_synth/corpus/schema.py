@@ -190,6 +190,13 @@ def datasets(*parts: str):
                 yield path, spec
 
 
+def parts_written(recipe: dict) -> list[str]:
+    """The dataset parts a scene file made from `recipe` holds: the sensors and the RGB camera are optional."""
+    sensors = [s for s in ("events", "spikes") if recipe["sensors"][s]["enabled"]]
+    rgb = ["rgb"] if recipe.get("rgb_camera", {}).get("enabled") else []
+    return ["sweep", "camera", *sensors, *rgb]
+
+
 BY_PATH = dict(datasets())
 
 

@@ -68,29 +68,40 @@ class SensorRig:
 class RgbCameraOutput:
     """The RGB camera of an enabled `rgb_camera` table: renders at its resolution come in, its captures
     and ground truth go to the file's rgb group, and the neuromorphic sensor's view (each pixel the mean
-    of its scale x scale block) goes on to the frames and sensors."""
+    of its scale x scale block, or of as many points through the beam splitter's misalignment) goes on
+    to the frames and sensors."""
 
     def __init__(self, recipe: dict, index: int, out: SceneWriter, frames: int, height: int, width: int):
         cfg = recipe["rgb_camera"]
-        self.scale = cfg["scale"]
+        self.scale, self.size = cfg["scale"], (height, width)
         seed = seeds.scene_seed(recipe["corpus"]["seed"], index, seeds.RGB)
-        self.camera = rgb_camera.RgbCamera(cfg, seed)
-        out.h5.create_group("rgb").attrs.update(rgb_camera.attrs(cfg, seed))
+        noise_rng, misalign_rng = rgb_camera.streams(seed)
+        self.camera = rgb_camera.RgbCamera(cfg, noise_rng)
+        misaligned = any(cfg[k] > 0 for k in rgb_camera.MISALIGNMENT_KEYS)
+        misalignment, drawn = (rgb_camera.draw_misalignment(cfg, misalign_rng, height, width) if misaligned
+                               else (None, {}))
+        self.to_sensor = rgb_camera.to_sensor_matrix(self.scale, misalignment)
+        out.h5.create_group("rgb").attrs.update(rgb_camera.attrs(cfg, seed, drawn))
         self.captures = out.create_dataset("rgb/captures", H=height, W=width, s=self.scale,
                                            C=rgb_camera.capture_count(frames, cfg["exposure_frames"]))
-        out.write_array("rgb/to_sensor", rgb_camera.to_sensor_matrix(self.scale), "px")
-        self.out, self.done = out, 0
+        out.write_array("rgb/to_sensor", self.to_sensor, "px")
+        self.out, self.done, self.misaligned = out, 0, misaligned
+
+    def _view(self, image: np.ndarray, depth: bool = False) -> np.ndarray:
+        if not self.misaligned:
+            return rgb_camera.bin_to_sensor(image, self.scale, np.min if depth else np.mean)
+        return rgb_camera.sensor_view(image, self.to_sensor, *self.size, self.scale, nearest_min=depth)
 
     def all_in_focus(self, aif: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.out.write_array("rgb/all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
         # a sensor pixel's depth: the nearest surface it sees (a mean would invent depths at edges)
-        return rgb_camera.bin_to_sensor(aif, self.scale), rgb_camera.bin_to_sensor(depth, self.scale, np.min)
+        return self._view(aif), self._view(depth, depth=True)
 
     def frame(self, frame: np.ndarray) -> np.ndarray:
         for capture in self.camera.feed(frame):
             self.captures[self.done] = capture
             self.done += 1
-        return rgb_camera.bin_to_sensor(frame, self.scale)
+        return self._view(frame)
 
 
 def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = None,

@@ -123,6 +123,11 @@ SCHEMA: dict[str, Any] = {
         "exposure_frames": Key(int, 1, 1, 100_000, doc="sweep frames one RGB capture integrates"),
         "full_well_e": Key(float, 0.0, 0.0, 1e7, doc="electrons at full white (the clip level); 0 = no noise"),
         "read_noise_e": Key(float, 0.0, 0.0, 1e5, doc="Gaussian read noise, electrons std"),
+        "misalign_shift_px": Key(float, 0.0, 0.0, 50.0,
+                                 doc="beam-splitter shift between the cameras, drawn per scene within +- this "
+                                     "(sensor pixels, each axis)"),
+        "misalign_rotation_deg": Key(float, 0.0, 0.0, 10.0, doc="rotation drawn within +- this"),
+        "misalign_scale": Key(float, 0.0, 0.0, 0.1, doc="relative magnification drawn within +- this"),
     },
     "sensors": {
         "events": {

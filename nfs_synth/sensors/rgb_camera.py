@@ -6,6 +6,11 @@ axis and with the same field of view; the neuromorphic sensor's frames are the m
 block (a pixel integrates the light over its area, so this is the render the sensor would get, not a
 resampling). `to_sensor` maps RGB pixel centres to sensor pixel coordinates (x_s = (x_r + 0.5)/s - 0.5).
 
+A beam splitter's misalignment (shift, rotation, scale, drawn per scene) is a homography for every depth,
+as it moves no centre of projection: the sensor's pixels then integrate scale x scale points of the RGB
+render, each mapped through it and read bilinearly (the render is `scale` times finer than the sensor,
+so the read adds a blur of at most half an RGB pixel, against a sensor pixel of `scale` of them).
+
 Capture i integrates sweep frames i .. i+n-1 (n = `exposure_frames`, an exposure of n frame intervals, so
 it carries the focus change of that interval). The signal is scaled so that full white (linear 1.0) gives
 `full_well_e` electrons whatever the exposure (auto-exposure); electrons are Poisson, read noise is
@@ -30,11 +35,56 @@ def bin_to_sensor(image: np.ndarray, scale: int, reduce=np.mean) -> np.ndarray:
     return reduce(blocks, axis=(1, 3)).astype(image.dtype, copy=False)
 
 
-def to_sensor_matrix(scale: int) -> np.ndarray:
-    """3x3 homography from RGB pixel coordinates to sensor pixel coordinates (pixel centres at integers)."""
+def to_sensor_matrix(scale: int, misalignment: np.ndarray | None = None) -> np.ndarray:
+    """3x3 homography from RGB pixel coordinates to sensor pixel coordinates (pixel centres at integers):
+    the pitch change, then the beam splitter's `misalignment` in sensor pixels (identity when None)."""
     s = 1.0 / scale
     offset = 0.5 * s - 0.5
-    return np.array([[s, 0.0, offset], [0.0, s, offset], [0.0, 0.0, 1.0]])
+    pitch = np.array([[s, 0.0, offset], [0.0, s, offset], [0.0, 0.0, 1.0]])
+    return pitch if misalignment is None else misalignment @ pitch
+
+
+def draw_misalignment(cfg: dict, rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, dict]:
+    """A beam splitter's misalignment as a similarity about the sensor's centre: shift, rotation and
+    scale drawn uniformly within +-the recipe's ranges. Returns the 3x3 matrix (sensor pixels, RGB-aligned
+    -> sensor) and the values drawn."""
+    shift = rng.uniform(-1.0, 1.0, 2) * cfg["misalign_shift_px"]
+    angle = np.deg2rad(rng.uniform(-1.0, 1.0) * cfg["misalign_rotation_deg"])
+    zoom = 1.0 + rng.uniform(-1.0, 1.0) * cfg["misalign_scale"]
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    c, s = zoom * np.cos(angle), zoom * np.sin(angle)
+    linear = np.array([[c, -s], [s, c]])
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = np.array([cx, cy]) - linear @ np.array([cx, cy]) + shift
+    drawn = {"misalign_shift_x_px": float(shift[0]), "misalign_shift_y_px": float(shift[1]),
+             "misalign_rotation_deg": float(np.rad2deg(angle)), "misalign_scale": float(zoom)}
+    return matrix, drawn
+
+
+def sensor_view(image: np.ndarray, to_sensor: np.ndarray, height: int, width: int, scale: int,
+                nearest_min: bool = False) -> np.ndarray:
+    """The neuromorphic sensor's (height, width) view of an RGB-camera render `image`: each sensor pixel
+    the mean of scale x scale points over its area, mapped into the render by `to_sensor`'s inverse and
+    read bilinearly (edge pixels repeat where the sensor sees past the render). With `nearest_min` (depth)
+    the points are read nearest and the smallest kept. Without misalignment the points are the render's
+    pixel centres: the block mean exactly."""
+    from scipy.ndimage import map_coordinates
+
+    sub = (np.arange(scale) + 0.5) / scale - 0.5
+    ys = (np.arange(height)[:, None] + sub[None, :]).reshape(-1)       # (height * scale,)
+    xs = (np.arange(width)[:, None] + sub[None, :]).reshape(-1)
+    gx, gy = np.meshgrid(xs, ys)
+    pts = np.linalg.inv(to_sensor) @ np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
+    coords = np.stack([pts[1] / pts[2], pts[0] / pts[2]])
+    coords = np.where(np.abs(coords - np.rint(coords)) < 1e-9, np.rint(coords), coords)   # exact on centres
+    channels = image[..., None] if image.ndim == 2 else image
+    order = 0 if nearest_min else 1
+    samples = np.stack([map_coordinates(channels[..., c], coords, order=order, mode="nearest")
+                        for c in range(channels.shape[-1])], axis=-1)
+    samples = samples.reshape(height, scale, width, scale, -1)
+    out = samples.min(axis=(1, 3)) if nearest_min else samples.mean(axis=(1, 3))
+    return (out[..., 0] if image.ndim == 2 else out).astype(image.dtype, copy=False)
 
 
 def capture_count(frames: int, exposure_frames: int) -> int:
@@ -44,11 +94,11 @@ def capture_count(frames: int, exposure_frames: int) -> int:
 class RgbCamera:
     """Fed the sweep's frames at the RGB resolution in order; `feed` returns the captures completed."""
 
-    def __init__(self, cfg: dict, seed: np.random.SeedSequence):
+    def __init__(self, cfg: dict, rng: np.random.Generator):
         self.n = int(cfg["exposure_frames"])
         self.full_well = float(cfg["full_well_e"])
         self.read_noise = float(cfg["read_noise_e"])
-        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.rng = rng
         self._window: list[np.ndarray] = []
 
     def feed(self, frame: np.ndarray) -> list[np.ndarray]:
@@ -70,9 +120,21 @@ class RgbCamera:
         return np.rint(srgb_encode(linear) * 255.0).astype(np.uint8)
 
 
-def attrs(cfg: dict, seed: np.random.SeedSequence) -> dict:
+def streams(seed: np.random.SeedSequence) -> tuple[np.random.Generator, np.random.Generator]:
+    """(noise, misalignment) generators: two children of the scene's RGB stream, so that changing the
+    misalignment ranges leaves the noise as it was."""
+    noise, misalignment = seed.spawn(2)
+    return np.random.Generator(np.random.PCG64(noise)), np.random.Generator(np.random.PCG64(misalignment))
+
+
+def attrs(cfg: dict, seed: np.random.SeedSequence, drawn: dict) -> dict:
     """Every value used, for the scene file's rgb group."""
     return {"scale": int(cfg["scale"]), "exposure_frames": int(cfg["exposure_frames"]),
             "full_well_e": float(cfg["full_well_e"]), "read_noise_e": float(cfg["read_noise_e"]),
             "encoding": "sRGB (IEC 61966-2-1), 8 bits",
-            "noise_seed": json.dumps({"entropy": seed.entropy, "spawn_key": list(seed.spawn_key)})}
+            "seed": json.dumps({"entropy": seed.entropy, "spawn_key": list(seed.spawn_key),
+                                "children": "0 noise, 1 misalignment"}),
+            **{f"{k}_range": float(cfg[k]) for k in MISALIGNMENT_KEYS}, **drawn}
+
+
+MISALIGNMENT_KEYS = ("misalign_shift_px", "misalign_rotation_deg", "misalign_scale")

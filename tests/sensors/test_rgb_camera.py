@@ -5,6 +5,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from schema_checks import assert_follows_schema
 from tiny_corpus import generate
 
 from nfs_synth.cli import generate_main
@@ -12,12 +13,12 @@ from nfs_synth.color import srgb_decode, srgb_encode
 from nfs_synth.commands.validate import schema_problems
 from nfs_synth.errors import RecipeError
 from nfs_synth.scene.recipe import load_recipe
-from nfs_synth.sensors.rgb_camera import RgbCamera, bin_to_sensor, to_sensor_matrix
+from nfs_synth.sensors.rgb_camera import RgbCamera, bin_to_sensor, draw_misalignment, sensor_view, to_sensor_matrix
 
 
 def camera(**cfg) -> RgbCamera:
     return RgbCamera({"exposure_frames": 1, "full_well_e": 0.0, "read_noise_e": 0.0, "scale": 1} | cfg,
-                     np.random.SeedSequence(7))
+                     np.random.default_rng(7))
 
 
 @pytest.mark.parametrize("level", [0.05, 0.3])
@@ -90,6 +91,7 @@ def test_a_scene_with_the_rgb_camera(tmp_path):
     manifest = json.loads((tmp_path / "on" / "manifest.json").read_text())
     with h5py.File(tmp_path / "on/scenes/scene_00000.h5") as on, h5py.File(tmp_path / "off/scenes/scene_00000.h5") as off:
         assert schema_problems(on, manifest["scenes"][0]) == []
+        assert_follows_schema(on)
         assert "rgb" not in off
         t, h, w = on["frames"].shape[:3]
         assert on["rgb/captures"].shape == (t - 1, 2 * h, 2 * w, 3) and on["rgb/captures"].dtype == np.uint8
@@ -116,3 +118,53 @@ def test_off_by_default_in_the_shipped_recipes_and_on_in_hybrid_rig():
 def test_generate_refuses_a_bad_rgb_option_before_writing(tmp_path, capsys):
     assert generate_main(["--set", "rgb_camera.read_noise_e=-2", "--out", str(tmp_path / "out")]) == 2
     assert "rgb_camera.read_noise_e" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def blobs(shape, centres, sigma=1.6):
+    ys, xs = np.indices(shape)
+    return sum(np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2)) for x, y in centres)
+
+
+def test_a_misaligned_sensor_sees_features_where_the_stored_homography_puts_them():
+    cfg = {"misalign_shift_px": 3.0, "misalign_rotation_deg": 2.0, "misalign_scale": 0.03}
+    matrix, drawn = draw_misalignment(cfg, np.random.default_rng(3), 40, 48)
+    assert abs(drawn["misalign_rotation_deg"]) <= 2.0 and abs(drawn["misalign_scale"] - 1) <= 0.03
+    to_sensor = to_sensor_matrix(2, matrix)
+    centres = [(20.0, 18.0), (70.0, 22.0), (30.0, 60.0), (75.0, 66.0), (48.3, 40.7)]
+    rgb = blobs((80, 96), centres).astype(np.float32)
+    sensor = sensor_view(rgb, to_sensor, 40, 48, 2)
+    for x, y in centres:
+        xs, ys, w = to_sensor @ np.array([x, y, 1.0])
+        xs, ys = xs / w, ys / w
+        y0, x0 = int(round(ys)), int(round(xs))
+        patch = sensor[y0 - 4:y0 + 5, x0 - 4:x0 + 5].astype(np.float64)
+        py, px = np.indices(patch.shape)
+        found = np.array([(px * patch).sum(), (py * patch).sum()]) / patch.sum() + [x0 - 4, y0 - 4]
+        assert np.abs(found - [xs, ys]).max() < 0.25, (found, xs, ys)
+
+
+def test_without_misalignment_the_sensor_view_is_the_block_mean():
+    img = np.random.default_rng(1).random((32, 40, 3)).astype(np.float32)
+    assert np.allclose(sensor_view(img, to_sensor_matrix(2), 16, 20, 2), bin_to_sensor(img, 2), atol=1e-6)
+    depth = np.random.default_rng(2).random((32, 40)).astype(np.float32)
+    assert np.array_equal(sensor_view(depth, to_sensor_matrix(2), 16, 20, 2, nearest_min=True),
+                          bin_to_sensor(depth, 2, np.min))
+
+
+def test_a_rendered_scene_is_shifted_by_the_drawn_misalignment(tmp_path):
+    from skimage.registration import phase_cross_correlation
+
+    sets = ["--set", "corpus.scenes=1", "--set", "camera.width=64", "--set", "camera.height=64"]
+    on = sets + [a for item in ["rgb_camera.enabled=true", "rgb_camera.scale=2", "rgb_camera.misalign_shift_px=3"]
+                 for a in ("--set", item)]
+    assert generate(tmp_path / "on", *on) == 0
+    with h5py.File(tmp_path / "on/scenes/scene_00000.h5") as h5:
+        attrs = dict(h5["rgb"].attrs)
+        sensor = h5["all_in_focus"][()].mean(-1)
+        aligned = bin_to_sensor(h5["rgb/all_in_focus"][()], 2).mean(-1)
+        assert np.allclose(h5["rgb/to_sensor"][()][:2, 2],
+                           to_sensor_matrix(2)[:2, 2] + [attrs["misalign_shift_x_px"], attrs["misalign_shift_y_px"]])
+    assert attrs["misalign_rotation_deg"] == 0.0 and attrs["misalign_shift_px_range"] == 3.0
+    # the sensor's image is the aligned one moved by the drawn shift (inner part: the edges repeat)
+    shift, _, _ = phase_cross_correlation(sensor[6:-6, 6:-6], aligned[6:-6, 6:-6], upsample_factor=20)
+    assert np.abs(shift - [attrs["misalign_shift_y_px"], attrs["misalign_shift_x_px"]]).max() < 0.25
