@@ -5,6 +5,7 @@ import json
 import h5py
 
 from nfs_synth.corpus.schema import ROOT_ATTR_NAMES, WALL_CLOCK_ATTRS, Blosc, Deflate, datasets, parts_written
+from nfs_synth.sensors.rgb_camera import capture_count
 
 
 def stored_as(ds: h5py.Dataset, spec_filter) -> bool:
@@ -29,7 +30,7 @@ def assert_follows_schema(h5: h5py.File) -> None:
         sizes["S"] = h5["spikes/t_us"].shape[0]
     if "rgb" in parts:
         rgb = recipe["rgb_camera"]
-        sizes |= {"s": rgb["scale"], "C": t - rgb["exposure_frames"] + 1}
+        sizes |= {"s": rgb["scale"], "C": capture_count(t, rgb["exposure_frames"])}
     names = []
     h5.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     assert sorted(names) == sorted(name for name, _ in datasets(*parts))

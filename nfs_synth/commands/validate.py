@@ -19,6 +19,7 @@ from nfs_synth.corpus.scene_file import content_hash
 from nfs_synth.errors import SceneFileError
 from nfs_synth.corpus.schema import READABLE_SCHEMA_VERSIONS, datasets, parts_written
 from nfs_synth.corpus.manifest import existing_corpus
+from nfs_synth.sensors.rgb_camera import capture_count
 
 SCENE_NAME = re.compile(r"scene_\d+\.h5(" + re.escape(TMP_MARK) + r".*)?")  # a scene file or its temporary
 
@@ -40,7 +41,7 @@ def schema_problems(h5: h5py.File, entry: dict) -> list[str]:
         sizes["S"] = entry["spike_steps"]
     if "rgb" in parts:
         rgb = recipe["rgb_camera"]
-        sizes |= {"s": rgb["scale"], "C": entry["frames"] - rgb["exposure_frames"] + 1}
+        sizes |= {"s": rgb["scale"], "C": capture_count(entry["frames"], rgb["exposure_frames"])}
     for name, spec in datasets(*parts):
         shape, dtype = spec.shape_for(**sizes), spec.dtype
         ds = h5.get(name)

@@ -73,24 +73,26 @@ class RgbCameraOutput:
 
     def __init__(self, recipe: dict, index: int, out: SceneWriter, frames: int, height: int, width: int):
         cfg = recipe["rgb_camera"]
-        self.scale, self.size = cfg["scale"], (height, width)
+        self.scale = cfg["scale"]
         seed = seeds.scene_seed(recipe["corpus"]["seed"], index, seeds.RGB)
         noise_rng, misalign_rng = rgb_camera.streams(seed)
         self.camera = rgb_camera.RgbCamera(cfg, noise_rng)
         misaligned = any(cfg[k] > 0 for k in rgb_camera.MISALIGNMENT_KEYS)
         misalignment, drawn = (rgb_camera.draw_misalignment(cfg, misalign_rng, height, width) if misaligned
                                else (None, {}))
-        self.to_sensor = rgb_camera.to_sensor_matrix(self.scale, misalignment)
+        to_sensor = rgb_camera.to_sensor_matrix(self.scale, misalignment)
+        # aligned: the block mean, exact and cheaper than reading the same points through the homography
+        self.misaligned_view = rgb_camera.SensorView(to_sensor, height, width, self.scale) if misaligned else None
         out.h5.create_group("rgb").attrs.update(rgb_camera.attrs(cfg, seed, drawn))
         self.captures = out.create_dataset("rgb/captures", H=height, W=width, s=self.scale,
                                            C=rgb_camera.capture_count(frames, cfg["exposure_frames"]))
-        out.write_array("rgb/to_sensor", self.to_sensor, "px")
-        self.out, self.done, self.misaligned = out, 0, misaligned
+        out.write_array("rgb/to_sensor", to_sensor, "px")
+        self.out, self.done = out, 0
 
     def _view(self, image: np.ndarray, depth: bool = False) -> np.ndarray:
-        if not self.misaligned:
+        if self.misaligned_view is None:
             return rgb_camera.bin_to_sensor(image, self.scale, np.min if depth else np.mean)
-        return rgb_camera.sensor_view(image, self.to_sensor, *self.size, self.scale, nearest_min=depth)
+        return self.misaligned_view(image, nearest_min=depth)
 
     def all_in_focus(self, aif: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.out.write_array("rgb/all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")

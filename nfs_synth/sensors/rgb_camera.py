@@ -62,29 +62,34 @@ def draw_misalignment(cfg: dict, rng: np.random.Generator, height: int, width: i
     return matrix, drawn
 
 
-def sensor_view(image: np.ndarray, to_sensor: np.ndarray, height: int, width: int, scale: int,
-                nearest_min: bool = False) -> np.ndarray:
-    """The neuromorphic sensor's (height, width) view of an RGB-camera render `image`: each sensor pixel
-    the mean of scale x scale points over its area, mapped into the render by `to_sensor`'s inverse and
-    read bilinearly (edge pixels repeat where the sensor sees past the render). With `nearest_min` (depth)
-    the points are read nearest and the smallest kept. Without misalignment the points are the render's
-    pixel centres: the block mean exactly."""
-    from scipy.ndimage import map_coordinates
+class SensorView:
+    """The neuromorphic sensor's (height, width) view of an RGB-camera render: each sensor pixel the mean
+    of scale x scale points over its area, mapped into the render by `to_sensor`'s inverse and read
+    bilinearly (edge pixels repeat where the sensor sees past the render). The points are mapped once,
+    here, and read for every frame. Without misalignment they are the render's pixel centres: the block
+    mean exactly."""
 
-    sub = (np.arange(scale) + 0.5) / scale - 0.5
-    ys = (np.arange(height)[:, None] + sub[None, :]).reshape(-1)       # (height * scale,)
-    xs = (np.arange(width)[:, None] + sub[None, :]).reshape(-1)
-    gx, gy = np.meshgrid(xs, ys)
-    pts = np.linalg.inv(to_sensor) @ np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
-    coords = np.stack([pts[1] / pts[2], pts[0] / pts[2]])
-    coords = np.where(np.abs(coords - np.rint(coords)) < 1e-9, np.rint(coords), coords)   # exact on centres
-    channels = image[..., None] if image.ndim == 2 else image
-    order = 0 if nearest_min else 1
-    samples = np.stack([map_coordinates(channels[..., c], coords, order=order, mode="nearest")
-                        for c in range(channels.shape[-1])], axis=-1)
-    samples = samples.reshape(height, scale, width, scale, -1)
-    out = samples.min(axis=(1, 3)) if nearest_min else samples.mean(axis=(1, 3))
-    return (out[..., 0] if image.ndim == 2 else out).astype(image.dtype, copy=False)
+    def __init__(self, to_sensor: np.ndarray, height: int, width: int, scale: int):
+        sub = (np.arange(scale) + 0.5) / scale - 0.5
+        ys = (np.arange(height)[:, None] + sub[None, :]).reshape(-1)       # (height * scale,)
+        xs = (np.arange(width)[:, None] + sub[None, :]).reshape(-1)
+        gx, gy = np.meshgrid(xs, ys)
+        pts = np.linalg.inv(to_sensor) @ np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
+        coords = np.stack([pts[1] / pts[2], pts[0] / pts[2]])
+        self.coords = np.where(np.abs(coords - np.rint(coords)) < 1e-9, np.rint(coords), coords)  # exact on centres
+        self.shape = (height, scale, width, scale)
+
+    def __call__(self, image: np.ndarray, nearest_min: bool = False) -> np.ndarray:
+        """With `nearest_min` (depth) the points are read nearest and the smallest kept."""
+        from scipy.ndimage import map_coordinates
+
+        channels = image[..., None] if image.ndim == 2 else image
+        order = 0 if nearest_min else 1
+        samples = np.stack([map_coordinates(channels[..., c], self.coords, order=order, mode="nearest")
+                            for c in range(channels.shape[-1])], axis=-1)
+        samples = samples.reshape(*self.shape, -1)
+        out = samples.min(axis=(1, 3)) if nearest_min else samples.mean(axis=(1, 3))
+        return (out[..., 0] if image.ndim == 2 else out).astype(image.dtype, copy=False)
 
 
 def capture_count(frames: int, exposure_frames: int) -> int:

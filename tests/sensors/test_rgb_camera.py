@@ -13,7 +13,7 @@ from nfs_synth.color import srgb_decode, srgb_encode
 from nfs_synth.commands.validate import schema_problems
 from nfs_synth.errors import RecipeError
 from nfs_synth.scene.recipe import load_recipe
-from nfs_synth.sensors.rgb_camera import RgbCamera, bin_to_sensor, draw_misalignment, sensor_view, to_sensor_matrix
+from nfs_synth.sensors.rgb_camera import RgbCamera, SensorView, bin_to_sensor, draw_misalignment, to_sensor_matrix
 
 
 def camera(**cfg) -> RgbCamera:
@@ -132,7 +132,7 @@ def test_a_misaligned_sensor_sees_features_where_the_stored_homography_puts_them
     to_sensor = to_sensor_matrix(2, matrix)
     centres = [(20.0, 18.0), (70.0, 22.0), (30.0, 60.0), (75.0, 66.0), (48.3, 40.7)]
     rgb = blobs((80, 96), centres).astype(np.float32)
-    sensor = sensor_view(rgb, to_sensor, 40, 48, 2)
+    sensor = SensorView(to_sensor, 40, 48, 2)(rgb)
     for x, y in centres:
         xs, ys, w = to_sensor @ np.array([x, y, 1.0])
         xs, ys = xs / w, ys / w
@@ -145,9 +145,9 @@ def test_a_misaligned_sensor_sees_features_where_the_stored_homography_puts_them
 
 def test_without_misalignment_the_sensor_view_is_the_block_mean():
     img = np.random.default_rng(1).random((32, 40, 3)).astype(np.float32)
-    assert np.allclose(sensor_view(img, to_sensor_matrix(2), 16, 20, 2), bin_to_sensor(img, 2), atol=1e-6)
+    assert np.allclose(SensorView(to_sensor_matrix(2), 16, 20, 2)(img), bin_to_sensor(img, 2), atol=1e-6)
     depth = np.random.default_rng(2).random((32, 40)).astype(np.float32)
-    assert np.array_equal(sensor_view(depth, to_sensor_matrix(2), 16, 20, 2, nearest_min=True),
+    assert np.array_equal(SensorView(to_sensor_matrix(2), 16, 20, 2)(depth, nearest_min=True),
                           bin_to_sensor(depth, 2, np.min))
 
 
