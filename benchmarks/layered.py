@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/layered.py [--size 256] [--scenes 5] [--first 0] [--ref-samples 256]
                                            [--threads 2] [--set render.layered_tolerance_px=1.0]
+                                           [--cache DIR]
 
 Scenes are scenes first..first+N-1 of recipes/quick.toml at --size x --size with a 480-frame sweep (0.6-2.4 m,
 uniform in diopters, f/1.2, 100 mm, bundled textures). For each scene:
@@ -24,7 +25,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -65,6 +70,33 @@ def cycles(plan, tex, frames, threads, samples, denoise):
         return np.array(images), dict(r.timings)
 
 
+def cycles_paths(plan, tex, both, args):
+    """The reference, 16 spp and 16 spp + denoiser renders and the 16 spp timings, from --cache when it
+    holds them for this plan and these settings (the Cycles paths do not change with the layered engine's)."""
+    cached = None
+    if args.cache:
+        render = {k: v for k, v in plan["render"].items() if k != "engine" and not k.startswith("layered_")}
+        key = hashlib.sha256(json.dumps([plan | {"render": render}, args.threads, args.ref_samples, blender_version()],
+                                        sort_keys=True, default=str).encode()).hexdigest()[:16]
+        cached = Path(args.cache) / f"cycles-{key}.npz"
+        if cached.exists():
+            with np.load(cached) as f:
+                t16 = dict(zip(f["timing_keys"], f["timing_values"]))
+                print(f"Cycles renders from {cached} (timed in the run that made them, {f['when']})")
+                return f["ref"], f["c16"], f["c16dn"], t16
+    ref, _ = cycles(plan, tex, both, args.threads, args.ref_samples, False)
+    c16, t16 = cycles(plan, tex, np.concatenate([QUALITY_FRAMES, EVENT_FRAMES]), args.threads, 16, False)
+    c16dn, _ = cycles(plan, tex, np.concatenate([QUALITY_FRAMES, EVENT_FRAMES]), args.threads, 16, True)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", load {os.getloadavg()[0]:.2f}"
+        tmp = cached.with_suffix(".tmp.npz")
+        np.savez(tmp, ref=ref, c16=c16, c16dn=c16dn, timing_keys=list(t16), when=when,
+                 timing_values=[float(v) for v in t16.values()])
+        os.replace(tmp, cached)
+    return ref, c16, c16dn, t16
+
+
 def layered(plan, tex, threads, keep):
     """All 480 frames, timed end to end; returns the frames listed in `keep`, seconds, timings, settings."""
     start = time.perf_counter()
@@ -85,9 +117,7 @@ def run_scene(recipe, index, args) -> dict:
     tex = {tid: textures.load_texture(ref, recipe["textures"]) for tid, ref in plan["textures"].items()}
     stamps = np.asarray(plan["sweep"]["timestamps_us"])[EVENT_FRAMES]
     both = np.concatenate([QUALITY_FRAMES, EVENT_FRAMES[[0, -1]]])
-    ref, _ = cycles(plan, tex, both, args.threads, args.ref_samples, False)
-    c16, t16 = cycles(plan, tex, np.concatenate([QUALITY_FRAMES, EVENT_FRAMES]), args.threads, 16, False)
-    c16dn, _ = cycles(plan, tex, np.concatenate([QUALITY_FRAMES, EVENT_FRAMES]), args.threads, 16, True)
+    ref, c16, c16dn, t16 = cycles_paths(plan, tex, both, args)
     lay, lay_s, lay_t, settings = layered(plan, tex, args.threads, [*QUALITY_FRAMES, *EVENT_FRAMES])
     q = len(QUALITY_FRAMES)
     gray_ends = [gaussian_filter(events.rgb_to_gray(f), 1.0) for f in ref[q:]]
@@ -150,6 +180,8 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="index of the first scene")
     parser.add_argument("--ref-samples", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", metavar="DIR", help="keep the Cycles renders here and reuse them: compare "
+                        "layered settings against references rendered once (their timings are that run's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override, e.g. render.layered_tolerance_px=1.0")
     args = parser.parse_args()

@@ -6,14 +6,21 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at(lo, hi, t, c, i, j):
+    """Channel c of a blurred piece at (i, j): lo, or lo and hi (blurs at two key diameters) mixed by t."""
+    return lo[c, i, j] + t * (hi[c, i, j] - lo[c, i, j])
+
+
 @njit(cache=True, nogil=True)
-def accumulate_seam(layer, y0, x0, sums):
-    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4)."""
-    for i in range(layer.shape[1]):
-        for j in range(layer.shape[2]):
-            alpha = max(layer[3, i, j], np.float32(0.0))
+def accumulate_seam(lo, hi, t, y0, x0, sums):
+    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4);
+    the piece is lo mixed with hi by t (see `_at`)."""
+    for i in range(lo.shape[1]):
+        for j in range(lo.shape[2]):
+            alpha = max(_at(lo, hi, t, 3, i, j), np.float32(0.0))
             sums[0, y0 + i, x0 + j] += alpha
-            sums[1, y0 + i, x0 + j] += alpha * min(max(layer[4, i, j], np.float32(0.0)), np.float32(1.0))
+            sums[1, y0 + i, x0 + j] += alpha * min(max(_at(lo, hi, t, 4, i, j), np.float32(0.0)), np.float32(1.0))
 
 
 @njit(cache=True, nogil=True)
@@ -46,20 +53,21 @@ def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
 
 
 @njit(cache=True, nogil=True)
-def add_piece(layer, y0, x0, out, transmit, cover, gain):
+def add_piece(lo, hi, t, y0, x0, out, transmit, cover, gain):
     """Composite one blurred piece (4 or more, h, w), at (y0, x0) of the canvas, behind what is there,
-    its premultiplied RGBA scaled by `gain` (canvas-sized).
+    its premultiplied RGBA scaled by `gain` (canvas-sized); the piece is lo mixed with hi by t (`_at`).
 
     Pieces of one group (one object, sharing `cover`) add up until its coverage is full; other groups
     in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
     transmittance of the other groups.
     """
-    for i in range(layer.shape[1]):
-        for j in range(layer.shape[2]):
+    for i in range(lo.shape[1]):
+        for j in range(lo.shape[2]):
             y, x = y0 + i, x0 + j
             g = gain[y, x]
-            alpha = max(layer[3, i, j] * g, np.float32(0.0))
-            _add_px(layer[0, i, j] * g, layer[1, i, j] * g, layer[2, i, j] * g, alpha, out, y, x, transmit, cover)
+            alpha = max(_at(lo, hi, t, 3, i, j) * g, np.float32(0.0))
+            _add_px(_at(lo, hi, t, 0, i, j) * g, _at(lo, hi, t, 1, i, j) * g, _at(lo, hi, t, 2, i, j) * g,
+                    alpha, out, y, x, transmit, cover)
 
 
 @njit(cache=True, nogil=True)

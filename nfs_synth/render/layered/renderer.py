@@ -21,6 +21,7 @@ from nfs_synth.render.layered.stack import SlabStack
 from nfs_synth.scene.optics import blur_diameter_px, check_layered_apertures
 
 MAX_SLABS = 4096
+COMPOSITOR_VERSION = 2
 
 
 def _count(render: Mapping, key: str, default: int) -> int:
@@ -95,6 +96,9 @@ class LayeredRenderer:
             "layered_max_blur_error_px": 0.5 * self._ppd * (self._edges[0] - self._edges[1]),
             "layered_overscan_px": self._margin,
             "layered_denoise": False,
+            # 2: blurs in windows per blur class, interpolated between key diameters in a sweep,
+            # coarse grids upsampled by resize, odd-sized coarse grids cut right (1: before; absent)
+            "layered_compositor": COMPOSITOR_VERSION,
         }
 
     def sweep(self) -> Iterator[np.ndarray]:

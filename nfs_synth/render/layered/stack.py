@@ -9,16 +9,19 @@ operator, nearest on top, except that pieces of one object add up (see `SlabStac
 objects overlap, "over" of blurred layers misjudges what hides what; an optional correction composites
 per point of the aperture instead (`kernels.visibility_correction`).
 
-Each slab is cropped to its content (padded by the largest blur it will get) and its spectrum is
-computed once and shared by every frame; a frame costs one pointwise product and one inverse FFT per
-non-empty slab, on a coarser grid for wide blurs. Kernels come from the aperture's analytic Fourier
+Each slab is cropped to its content, padded for blurs up to 6 px, 12 px, ... up to the largest it will
+get (one window each), and the spectra are computed once and shared by every frame; a frame costs one
+pointwise product and one inverse FFT per non-empty slab, in the tightest window that holds its blur and
+on a coarser grid for wide blurs. Kernels come from the aperture's analytic Fourier
 transform, i.e. the band-limited continuous disk (or polygon), with no extra pixel-box blur.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from threading import Lock
 from typing import Iterable, Iterator
 
@@ -35,6 +38,12 @@ from nfs_synth.render.layered.kernels import accumulate_seam, add_piece, seam_ga
 # below ~4 % of its peak, and a frame then costs a fraction of the full-resolution FFTs.
 COARSE_PX = 12.0
 MAX_LEVEL = 3
+# Each piece keeps windows padded for blurs up to WINDOW_PX, 2 x WINDOW_PX, ... (see _Slab). In a sweep,
+# blurs at least WINDOW_PX wide are interpolated between key blurs KEYS_PER_OCTAVE per doubling of the
+# diameter (4.4 % apart), BLUR_KEYS_KEPT of them kept per piece at a time.
+WINDOW_PX = 6.0
+KEYS_PER_OCTAVE = 16
+BLUR_KEYS_KEPT = 4
 # Seam filling (SlabStack._seam_gains) acts only where an object's pieces already cover this much, and
 # by at most this factor: below, a blurred piece's alpha is mostly band-limiting ringing, and dividing
 # by it would amplify noise rather than fill a seam.
@@ -45,7 +54,7 @@ SEAM_MAX_GAIN = 1.5
 # on tiles of VISIBILITY_TILE coarse pixels where two pieces blurred by VISIBILITY_MIN_PX or more meet.
 VISIBILITY_PX_PER_DIOPTER = 30.0
 # In a sweep it is computed at focus distances this many coarse pixels of blur apart and interpolated.
-VISIBILITY_KEY_PX = 1.0
+VISIBILITY_KEY_PX = 2.0
 VISIBILITY_TILE = 16
 VISIBILITY_MIN_PX = 1.0
 
@@ -66,15 +75,22 @@ def _level(diameter_px: float) -> int:
     return min(MAX_LEVEL, int(math.log2(diameter_px / COARSE_PX)))
 
 
-class _Slab:
-    """One slab's crop: position on the canvas and the spectrum of its channels (premultiplied RGBA,
-    then, for an object in several pieces, the object's whole silhouette)."""
+class _Window:
+    """A piece's channels zero-padded around its content box, and their spectrum (premultiplied RGBA,
+    then, for an object in several pieces, the object's silhouette within one blur radius of the piece)."""
 
-    def __init__(self, rgba: np.ndarray, diopter: float, group: int, pad: int,
-                 box: tuple[int, int, int, int]):
+    def __init__(self, rgba: np.ndarray, silhouette: np.ndarray | None, pad: int,
+                 box: tuple[int, int, int, int], keep_sharp: bool):
         y0, y1, x0, x1 = box
         hc, wc = rgba.shape[1:]
-        self.diopter, self.group, self.pieced, self.box = diopter, group, len(rgba) > 4, box
+        if silhouette is not None:
+            # the silhouette within one blur radius (+2) of the piece, and twice the padding, so that its
+            # blur reaches wherever the piece's does without wrapping around the buffer
+            near = np.zeros_like(silhouette)
+            near[max(y0 - pad, 0):y1 + pad, max(x0 - pad, 0):x1 + pad] = silhouette[
+                max(y0 - pad, 0):y1 + pad, max(x0 - pad, 0):x1 + pad]
+            rgba = np.concatenate([rgba, near[None]])
+            pad *= 2
         self.y0, self.x0 = y0 - pad, x0 - pad
         self.shape = (_fft_size(y1 - y0 + 2 * pad), _fft_size(x1 - x0 + 2 * pad))
         # Zeros beyond the canvas as well: the FFT buffer holds the whole blurred footprint, so the
@@ -83,77 +99,133 @@ class _Slab:
         cy0, cx0 = max(self.y0, 0), max(self.x0, 0)
         cy1, cx1 = min(self.y0 + self.shape[0], hc), min(self.x0 + self.shape[1], wc)
         buf[:, cy0 - self.y0:cy1 - self.y0, cx0 - self.x0:cx1 - self.x0] = rgba[:, cy0:cy1, cx0:cx1]
-        self.sharp = buf
+        self.sharp = buf if keep_sharp else None
         self.spectrum = sfft.rfft2(buf)
-        self.levels: dict[int, tuple] = {}
-        # canvas window and the matching window of the buffer
-        self.canvas = (slice(cy0, cy1), slice(cx0, cx1))
+        self.origin = (cy0, cx0)  # canvas position of the window's first pixel
         self.local = (slice(cy0 - self.y0, cy1 - self.y0), slice(cx0 - self.x0, cx1 - self.x0))
+        self.bands: dict[int, tuple] = {}
 
-    def level(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def band(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Spectrum cut to the band of a 2**m coarser grid (exact band-limited downsampling), with its
         frequencies (fy, fx and radial) in cycles per full-resolution pixel."""
-        if m not in self.levels:
+        if m not in self.bands:
             h, w = self.shape[0] >> m, self.shape[1] >> m
             fy, fx = sfft.fftfreq(self.shape[0]), sfft.rfftfreq(self.shape[1])
-            rows = np.r_[0:h // 2, self.shape[0] - h // 2:self.shape[0]] if m else slice(None)
+            rows = np.r_[0:(h + 1) // 2, self.shape[0] - h // 2:self.shape[0]] if m else slice(None)
             cols = slice(0, w // 2 + 1)
-            spectrum = self.spectrum[:, rows, cols] / np.float32(4 ** m)
             fy, fx = fy[rows][:, None], fx[cols][None, :]
-            self.levels[m] = (spectrum, fy, fx, np.hypot(fy, fx).astype(np.float32))
-        return self.levels[m]
+            # Shifted by (2**m - 1) / 2 pixels, so that coarse sample i lands on the centre of the 2**m
+            # pixels it stands for: resize's convention, far cheaper than warping to sample i * 2**m.
+            spectrum = self.spectrum
+            if m:
+                spectrum = spectrum[:, rows, cols] * (np.exp(1j * np.pi * ((1 << m) - 1) * (fy + fx))
+                                                      / 4 ** m).astype(np.complex64)
+            self.bands[m] = (spectrum, fy, fx, np.hypot(fy, fx).astype(np.float32))
+        return self.bands[m]
 
-    def blurred(self, kernel_of, diameter: float) -> np.ndarray:
-        """The slab's window blurred by the aperture spectrum `kernel_of(fy, fx, radial)`, (channels, h, w)."""
-        if diameter < SHARP_PX:
-            return self.sharp[(slice(None), *self.local)]
-        m = _level(diameter)
-        spectrum, fy, fx, radial = self.level(m)
+    def blurred(self, kernel_of, m: int) -> np.ndarray:
+        """The window blurred by the aperture spectrum `kernel_of(fy, fx, radial)` on the 2**m coarser grid
+        and upsampled, cut to the canvas, (channels, h, w)."""
+        spectrum, fy, fx, radial = self.band(m)
         coarse = sfft.irfft2(spectrum * kernel_of(fy, fx, radial), s=(self.shape[0] >> m, self.shape[1] >> m))
         if m:
-            # sample i of the coarse grid sits on full-resolution pixel i * 2**m
-            up = 1 << m
-            coarse = cv2.warpAffine(coarse.transpose(1, 2, 0), np.float32([[1 / up, 0, 0], [0, 1 / up, 0]]),
-                                    (self.shape[1], self.shape[0]),
-                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                    borderMode=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
+            coarse = cv2.resize(coarse.transpose(1, 2, 0), (self.shape[1], self.shape[0]),
+                                interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
         return coarse[(slice(None), *self.local)]
+
+
+# A blurred piece: (lo, hi, t, (y, x)): lo mixed with hi by t (kernels._at), its first pixel at canvas (y, x)
+_Blurred = tuple[np.ndarray, np.ndarray, np.float32, tuple[int, int]]
+
+
+class _Slab:
+    """One piece: its depth, group and content box, and padded windows for blurs up to WINDOW_PX, twice
+    that, and so on up to the widest blur the sweep gives it. Each blur uses the tightest window that
+    holds it, so a piece near focus is blurred and composited over its content plus a few pixels, not
+    over the sweep's widest footprint."""
+
+    def __init__(self, rgba: np.ndarray, silhouette: np.ndarray | None, diopter: float, group: int,
+                 max_diameter: float):
+        rows, cols = np.nonzero(rgba[3] > 0)
+        self.box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+        self.diopter, self.group, self.pieced = diopter, group, silhouette is not None
+        # (the widest a little wider: a sweep's blur keys can lie one key step beyond the widest blur)
+        self.limits = [WINDOW_PX * 2 ** c for c in range(64) if WINDOW_PX * 2 ** c < max_diameter]
+        self.limits.append(max_diameter * 2 ** (1 / KEYS_PER_OCTAVE))
+        # the tightest also keeps its unblurred buffer (for blurs below SHARP_PX and the visibility correction)
+        self.windows = [_Window(rgba, silhouette, int(math.ceil(0.5 * widest)) + 2, self.box, keep_sharp=not c)
+                        for c, widest in enumerate(self.limits)]
+
+    def blurred(self, spectrum_of, diameter: float) -> _Blurred:
+        """The piece blurred for this diameter by the aperture spectrum `spectrum_of(diameter, fy, fx,
+        radial)`."""
+        window = self.windows[min(bisect.bisect_left(self.limits, diameter), len(self.windows) - 1)]
+        if diameter < SHARP_PX:
+            layer = window.sharp[(slice(None), *window.local)]
+        else:
+            layer = window.blurred(partial(spectrum_of, diameter), _level(diameter))
+        return layer, layer, np.float32(0.0), window.origin
+
+    def interpolated(self, spectrum_of, diameter: float, keys: _KeyCache) -> _Blurred:
+        """`blurred`, interpolated linearly between blurs at key diameters WINDOW_PX * 2**(j / KEYS_PER_OCTAVE)
+        (computed once per sweep, in `keys`) where the blur is at least WINDOW_PX wide; exact below."""
+        if diameter < WINDOW_PX:
+            return self.blurred(spectrum_of, diameter)
+        x = KEYS_PER_OCTAVE * math.log2(diameter / WINDOW_PX)
+        j = int(x)
+        c = min(j // KEYS_PER_OCTAVE + 1, len(self.windows) - 1)  # the window that holds keys j and j + 1
+        lo, hi = (WINDOW_PX * 2 ** (k / KEYS_PER_OCTAVE) for k in (j, j + 1))
+        return (keys.get((j, c), x), keys.get((j + 1, c), x), np.float32((diameter - lo) / (hi - lo)),
+                self.windows[c].origin)
+
+    def key(self, spectrum_of, j: int, c: int) -> np.ndarray:
+        """The blur at key diameter j in window c (see `interpolated`)."""
+        diameter = WINDOW_PX * 2 ** (j / KEYS_PER_OCTAVE)
+        # contiguous: every frame between this key and the next reads all of it
+        return np.ascontiguousarray(self.windows[c].blurred(partial(spectrum_of, diameter), _level(diameter)))
+
+
+class _KeyCache:
+    """Values computed once per key, by the first frame thread that asks for one; the `keep` nearest to
+    the latest request are kept (a sweep moves on). `compute(key)` makes a value."""
+
+    def __init__(self, compute, keep: int) -> None:
+        self.compute, self.keep, self.lock, self.values = compute, keep, Lock(), {}
+
+    def get(self, key, position: float):
+        with self.lock:
+            entry = self.values.get(key)
+            mine = entry is None
+            if mine:
+                entry = self.values[key] = (position, Future())
+                while len(self.values) > self.keep:  # drop the farthest
+                    del self.values[max(self.values, key=lambda k: abs(self.values[k][0] - position))]
+        future = entry[1]
+        if mine:
+            try:
+                future.set_result(self.compute(key))
+            except BaseException as err:  # the threads waiting for this key fail too, rather than hang
+                future.set_exception(err)
+                raise
+        return future.result()
 
 
 class _KeyCorrections:
     """The visibility correction of a sweep at key focus distances, spaced so that every blur changes by
     VISIBILITY_KEY_PX coarse pixels from one to the next, and linearly interpolated between them: it
-    varies smoothly with focus, and a sweep's frames are far closer together (480 frames: 0.15 px).
-    Each key is computed once, by the first frame thread that needs it; the latest few are kept."""
+    varies smoothly with focus, and a sweep's frames are far closer together (480 frames: 0.15 px)."""
 
     def __init__(self, stack: SlabStack, scale: float, keep: int = 8) -> None:
-        self.stack, self.scale, self.keep = stack, scale, keep
         step = stack._visibility_data[0]["step"]
         self.lo, self.hi = stack.focus_diopters
         self.spacing = VISIBILITY_KEY_PX * step / (stack.px_per_diopter * scale)
-        self.lock, self.keys = Lock(), {}
+        self.cache = _KeyCache(lambda j: stack._correction(min(self.lo + j * self.spacing, self.hi), scale), keep)
 
     def at(self, focus: float) -> np.ndarray:
         x = (focus - self.lo) / self.spacing
         j = min(max(int(math.floor(x)), 0), max(int(math.ceil((self.hi - self.lo) / self.spacing)) - 1, 0))
         t = np.float32(min(max(x - j, 0.0), 1.0))
-        return self._key(j) if t == 0 else (1 - t) * self._key(j) + t * self._key(j + 1)
-
-    def _key(self, j: int) -> np.ndarray:
-        with self.lock:
-            future = self.keys.get(j)
-            mine = future is None
-            if mine:
-                future = self.keys[j] = Future()
-                while len(self.keys) > self.keep:  # drop the farthest: a sweep moves on
-                    del self.keys[max(self.keys, key=lambda k: abs(k - j))]
-        if mine:
-            try:
-                future.set_result(self.stack._correction(min(self.lo + j * self.spacing, self.hi), self.scale))
-            except BaseException as err:  # the threads waiting for this key fail too, rather than hang
-                future.set_exception(err)
-                raise
-        return future.result()
+        return self.cache.get(j, j) if t == 0 else (1 - t) * self.cache.get(j, j) + t * self.cache.get(j + 1, j)
 
 
 class SlabStack:
@@ -211,18 +283,9 @@ class SlabStack:
         pieces = Counter(group for _, _, group in kept)
         self.slabs: list[_Slab] = []
         for rgba, diopter, group in kept:
-            rows, cols = np.nonzero(rgba[3] > 0)
-            defocus = max(abs(diopter - d) for d in self.focus_diopters)
-            pad = int(math.ceil(0.5 * self.px_per_diopter * defocus)) + 2
-            box = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
-            if pieces[group] > 1:
-                # the silhouette within one blur radius (+2) of the piece, and twice the padding, so
-                # that its blur reaches wherever the piece's does without wrapping around the buffer
-                near = np.zeros_like(rgba[3])
-                near[max(box[0] - pad, 0):box[1] + pad, max(box[2] - pad, 0):box[3] + pad] = 1.0
-                rgba = np.concatenate([rgba, (np.minimum(silhouettes[group], 1.0) * near)[None]])
-                pad *= 2
-            self.slabs.append(_Slab(rgba, diopter, group, pad, box))
+            silhouette = np.minimum(silhouettes[group], 1.0) if pieces[group] > 1 else None
+            widest = self.px_per_diopter * max(abs(diopter - d) for d in self.focus_diopters)
+            self.slabs.append(_Slab(rgba, silhouette, diopter, group, widest))
         self._visibility_data = self._visibility_pieces(int(visibility_samples))
 
     def frames(self, focus_m: Iterable[float], f_number_scale: float = 1.0) -> Iterator[np.ndarray]:
@@ -230,13 +293,14 @@ class SlabStack:
         and the compositing loop release the GIL; measured: one single-threaded FFT per frame thread
         is 2-3x faster than threaded FFTs of these small pieces)."""
         keys = _KeyCorrections(self, f_number_scale) if self._visibility_data and f_number_scale > 0 else None
+        blur_keys = self._blur_keys(f_number_scale)
         if self.workers == 1:
-            yield from (self._frame(f, f_number_scale, keys) for f in focus_m)
+            yield from (self._frame(f, f_number_scale, keys, blur_keys) for f in focus_m)
             return
         with ThreadPoolExecutor(self.workers) as pool:
             pending = deque()
             for f in focus_m:
-                pending.append(pool.submit(self._frame, f, f_number_scale, keys))
+                pending.append(pool.submit(self._frame, f, f_number_scale, keys, blur_keys))
                 if len(pending) > self.workers:  # bounded look-ahead: memory stays a few frames
                     yield pending.popleft().result()
             while pending:
@@ -249,24 +313,24 @@ class SlabStack:
         the padding); 0 gives the pinhole composite. (`frames` interpolates the visibility correction
         between focus distances a fraction of a pixel of blur apart; this computes it.)
         """
-        return self._frame(focus_m, f_number_scale, None)
+        return self._frame(focus_m, f_number_scale, None, None)
 
-    def _frame(self, focus_m: float, f_number_scale: float, keys: _KeyCorrections | None) -> np.ndarray:
+    def _frame(self, focus_m: float, f_number_scale: float, keys: _KeyCorrections | None,
+               blur_keys: list | None) -> np.ndarray:
         focus = 0.0 if math.isinf(focus_m) else 1.0 / focus_m
         lo, hi = self.focus_diopters
         if not (lo - 1e-9 <= focus <= hi + 1e-9) or not 0.0 <= f_number_scale <= 1.0:
             raise LayeredSettingsError(f"focus {focus_m} m (or aperture scale {f_number_scale}) is outside "
                                        f"the range this stack was padded for ({1 / hi:.4g}..{1 / lo:.4g} m)")
-        layers = [self._blurred(slab, focus, f_number_scale) for slab in self.slabs]
+        layers = [self._blurred(k, focus, f_number_scale, blur_keys) for k in range(len(self.slabs))]
         gains = self._seam_gains(layers)
         out = np.zeros((4, self.height, self.width), np.float32)
         transmit = np.ones((self.height, self.width), np.float32)  # through everything in front
         cover: dict[int, np.ndarray] = {}  # coverage of each group so far
-        for slab, layer in zip(self.slabs, layers):  # front to back
+        for slab, (lo, hi, t, (y, x)) in zip(self.slabs, layers):  # front to back
             if slab.group not in cover:
                 cover[slab.group] = np.zeros_like(transmit)
-            ys, xs = slab.canvas
-            add_piece(layer, ys.start, xs.start, out, transmit, cover[slab.group],
+            add_piece(lo, hi, t, y, x, out, transmit, cover[slab.group],
                        gains.get(slab.group, self._unit_gain))
         out[3] = 1.0 - transmit
         if self._visibility_data is not None and f_number_scale > 0:
@@ -289,15 +353,16 @@ class SlabStack:
         step = 1 << level
         flats, sizes, origins, boxes = [], [], [], []
         for slab in self.slabs:
+            window = slab.windows[0]  # the tightest: content and a zero border
             # pad the buffer in front so that its canvas origin falls on the coarse grid
-            py, px = slab.y0 % step, slab.x0 % step
-            h, w = slab.sharp.shape[1] + py, slab.sharp.shape[2] + px
+            py, px = window.y0 % step, window.x0 % step
+            h, w = window.sharp.shape[1] + py, window.sharp.shape[2] + px
             buf = np.zeros((4, -(-h // step) * step, -(-w // step) * step), np.float32)
-            buf[:, py:h, px:w] = slab.sharp[:4]
+            buf[:, py:h, px:w] = window.sharp[:4]
             coarse = buf.reshape(4, buf.shape[1] // step, step, buf.shape[2] // step, step).mean(axis=(2, 4))
             flats.append(np.ascontiguousarray(coarse, np.float32).ravel())
             sizes.append(coarse.shape[1:])
-            origins.append(((slab.y0 - py) // step, (slab.x0 - px) // step))
+            origins.append(((window.y0 - py) // step, (window.x0 - px) // step))
             y0, y1, x0, x1 = slab.box
             boxes.append((y0 // step, -(-y1 // step), x0 // step, -(-x1 // step)))
         sizes = np.array(sizes, np.int64).reshape(-1, 2)
@@ -326,7 +391,7 @@ class SlabStack:
                                VISIBILITY_MIN_PX, coarse)
         return coarse
 
-    def _seam_gains(self, layers: list[np.ndarray]) -> dict[int, np.ndarray]:
+    def _seam_gains(self, layers: list[_Blurred]) -> dict[int, np.ndarray]:
         """Per object in several pieces, the factor (>= 1) that fills the coverage its pieces lose at
         their seams. Pieces blurred by different amounts do not add up to the blurred object: a seam
         between a sharper and a blurrier piece lets what is behind show through, by an amount that
@@ -336,22 +401,35 @@ class SlabStack:
         filled (where pieces overlap, nearer ones already occlude the others in `kernels.add_piece`).
         """
         sums: dict[int, np.ndarray] = {}  # per group: summed coverage, coverage-weighted silhouette blur
-        for slab, layer in zip(self.slabs, layers):
+        for slab, (lo, hi, t, (y, x)) in zip(self.slabs, layers):
             if slab.pieced:
                 if slab.group not in sums:
                     sums[slab.group] = np.zeros((2, self.height, self.width), np.float32)
-                ys, xs = slab.canvas
-                accumulate_seam(layer, ys.start, xs.start, sums[slab.group])
+                accumulate_seam(lo, hi, t, y, x, sums[slab.group])
         return {g: seam_gain(acc, SEAM_MIN_COVER, SEAM_MAX_GAIN) for g, acc in sums.items()}
 
-    def _blurred(self, slab: _Slab, focus: float, scale: float) -> np.ndarray:
-        defocus = slab.diopter - focus
-        diameter = scale * self.px_per_diopter * abs(defocus)
-
-        def kernel_of(fy, fx, radial):
+    def _spectrum_of(self, flipped: bool):
+        """The aperture's spectrum as a function of (diameter, fy, fx, radial), for points nearer than the
+        focus (flipped) or farther."""
+        def spectrum_of(diameter, fy, fx, radial):
             if self.blades == 0:  # a round aperture's spectrum is real: half the multiply work
                 return disk_spectrum(diameter, radial)
             return aperture_spectrum(diameter, fy, fx, self.blades, self.rotation,
-                                     flipped=defocus > 0).astype(np.complex64)
+                                     flipped=flipped).astype(np.complex64)
+        return spectrum_of
 
-        return slab.blurred(kernel_of, diameter)
+    def _blurred(self, k: int, focus: float, scale: float, blur_keys) -> _Blurred:
+        """Piece k blurred for this focus (diopters): exactly, or from the sweep's `blur_keys`."""
+        slab = self.slabs[k]
+        defocus = slab.diopter - focus
+        diameter = scale * self.px_per_diopter * abs(defocus)
+        flipped = self.blades > 0 and defocus > 0  # a round aperture looks the same either way
+        if blur_keys is None:
+            return slab.blurred(self._spectrum_of(flipped), diameter)
+        return slab.interpolated(self._spectrum_of(flipped), diameter, blur_keys[k][flipped])
+
+    def _blur_keys(self, scale: float) -> list[tuple[_KeyCache, _KeyCache]]:
+        """Per piece, the key blurs of a sweep (farther than the focus, nearer), a few kept at a time."""
+        def cache(slab, flipped):
+            return _KeyCache(lambda key: slab.key(self._spectrum_of(flipped), *key), BLUR_KEYS_KEPT)
+        return [(cache(slab, False), cache(slab, True)) for slab in self.slabs]
