@@ -287,6 +287,7 @@ class SlabStack:
             widest = self.px_per_diopter * max(abs(diopter - d) for d in self.focus_diopters)
             self.slabs.append(_Slab(rgba, silhouette, diopter, group, widest))
         self._visibility_data = self._visibility_pieces(int(visibility_samples))
+        self._spectra = (self._spectrum_of(False), self._spectrum_of(True))  # farther, nearer than the focus
 
     def frames(self, focus_m: Iterable[float], f_number_scale: float = 1.0) -> Iterator[np.ndarray]:
         """`frame` for each focus distance, in order, `workers` frames at a time in threads (the FFTs
@@ -425,11 +426,11 @@ class SlabStack:
         diameter = scale * self.px_per_diopter * abs(defocus)
         flipped = self.blades > 0 and defocus > 0  # a round aperture looks the same either way
         if blur_keys is None:
-            return slab.blurred(self._spectrum_of(flipped), diameter)
-        return slab.interpolated(self._spectrum_of(flipped), diameter, blur_keys[k][flipped])
+            return slab.blurred(self._spectra[flipped], diameter)
+        return slab.interpolated(self._spectra[flipped], diameter, blur_keys[k][flipped])
 
     def _blur_keys(self, scale: float) -> list[tuple[_KeyCache, _KeyCache]]:
         """Per piece, the key blurs of a sweep (farther than the focus, nearer), a few kept at a time."""
         def cache(slab, flipped):
-            return _KeyCache(lambda key: slab.key(self._spectrum_of(flipped), *key), BLUR_KEYS_KEPT)
+            return _KeyCache(lambda key: slab.key(self._spectra[flipped], *key), BLUR_KEYS_KEPT)
         return [(cache(slab, False), cache(slab, True)) for slab in self.slabs]
