@@ -4,6 +4,10 @@ per modality at several budgets, evaluate each beside the hand-crafted baselines
     python scripts/learning_curve.py --train TRAIN_CORPUS --test TEST_CORPUS --cache-ev CACHE --cache-sp CACHE \
         --out runs/learning-curve --budgets 2:2,6:3,18:6
 
+Without caches the nets read the scene files. `--view` / `--eval-view` choose what the nets are trained
+and scored on (`rig_view`): e.g. a net trained on an idealised corpus (`--view sensor`) and one trained
+on a hybrid-rig corpus (`--view rgb`), both scored on the rig's test split with `--eval-view rgb`.
+
 A budget is REFOCUS_EPOCHS:MERGE_EPOCHS; each is its own run with the full learning-rate schedule (a
 snapshot of a longer run would be cut before its schedule decays). The merge net is trained on oracle
 stacks (rendered frames), so the two nets of a budget train independently. Runs already complete in --out
@@ -52,8 +56,9 @@ def train_run(args, run: Path, stage: str, modality: str, epochs: int) -> dict:
     if cost_file.exists() and _epochs_logged(run) == epochs:
         return json.loads(cost_file.read_text())
     per_scene = args.samples_per_scene if stage == "refocus" else args.merge_samples_per_scene
+    cache = getattr(args, f"cache_{SHORT[modality]}")
     cmd = [sys.executable, "-m", "nfs_synth.cli", "train", "--stage", stage, "--modality", modality,
-           "--corpus", str(args.train), "--cache", str(getattr(args, f"cache_{SHORT[modality]}")),
+           "--corpus", str(args.train), *(["--cache", str(cache)] if cache else []), "--view", args.view,
            "--out", str(run), "--epochs", str(epochs), "--samples-per-scene", str(per_scene),
            "--width-mult", str(args.width), "--crop", str(args.crop), "--batch-size", str(args.batch_size),
            "--perceptual-weight", str(args.perceptual_weight), "--workers", str(args.workers)]
@@ -73,7 +78,7 @@ def evaluate(args, out: Path, methods: str, options: list[str]) -> dict:
     summary = out / "summary.json"
     if not summary.exists():
         cmd = [sys.executable, "-m", "nfs_synth.cli", "evaluate", str(args.test), "--split", "test",
-               "--out", str(out), "--no-figures", "--methods", methods]
+               "--out", str(out), "--no-figures", "--methods", methods, "--view", args.eval_view]
         for option in options:
             cmd += ["--option", option]
         subprocess.run(cmd, check=True)
@@ -109,8 +114,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", type=Path, required=True)
     p.add_argument("--test", type=Path, required=True)
-    p.add_argument("--cache-ev", type=Path, required=True)
-    p.add_argument("--cache-sp", type=Path, required=True)
+    p.add_argument("--cache-ev", type=Path, help="training cache of --train for events (default: scene files)")
+    p.add_argument("--cache-sp", type=Path, help="training cache of --train for spikes (default: scene files)")
+    p.add_argument("--view", choices=("sensor", "rgb"), default="sensor", help="what the nets train on")
+    p.add_argument("--eval-view", choices=("sensor", "rgb"), default="sensor", help="what the test scores")
+    p.add_argument("--modalities", default="events,spikes", help="comma-separated (default %(default)s)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--budgets", default="2:2,6:3,18:6", help="REFOCUS_EPOCHS:MERGE_EPOCHS,... (default %(default)s)")
     p.add_argument("--samples-per-scene", type=int, default=4, help="refocus samples per scene per epoch")
@@ -128,7 +136,8 @@ def main(argv=None) -> int:
 
     base = evaluate(args, args.out / "eval-base", BASE_METHODS, [])
     rows = []
-    for modality, short in SHORT.items():
+    for modality in args.modalities.split(","):
+        short = SHORT[modality]
         for refocus_epochs, merge_epochs in budgets:
             tag = f"{short}-r{refocus_epochs}-m{merge_epochs}"
             refocus = train_run(args, args.out / f"refocus-{tag}", "refocus", modality, refocus_epochs)

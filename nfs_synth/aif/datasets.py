@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 from nfs_synth.aif.representations import (NFS_BINS, dense_nfs, event_count_slice, event_counts,
                                            event_leak_map, event_leak_scale, event_stack, spike_window_start,
                                            tfp_image)
-from nfs_synth.aif.sample_sources import CacheSource, SceneSource
+from nfs_synth.aif.rig_view import check_view
+from nfs_synth.aif.sample_sources import CacheSource, RigSource, SceneSource
 from nfs_synth.aif.training_cache import cache_files
 from nfs_synth.corpus.manifest import corpus_manifest, scenes_in_split
 from nfs_synth.corpus.scene_file import scene_name
@@ -49,22 +50,24 @@ def corpus_scenes(corpus: str | os.PathLike, split: str = "train") -> list[Path]
     return paths
 
 
-def _require(path: Path, h5: h5py.File, modality: str) -> None:
-    for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[modality]):
+def _require(path: Path, h5: h5py.File, modality: str, view: str = "sensor") -> None:
+    rig = ("rgb/captures", "rgb/all_in_focus", "rgb/to_sensor") if view == "rgb" else ()
+    for name in ("frames", "timestamps_us", "all_in_focus", GROUPS[modality], *rig):
         if name not in h5:
-            raise SceneFileError(f"{path}: no '{name}' in the scene file; the {modality} stage needs it")
+            stage = f"the {modality} stage" + (" in view 'rgb'" if rig else "")
+            raise SceneFileError(f"{path}: no '{name}' in the scene file; {stage} needs it")
 
 
-def usable_scenes(paths, modality: str, on_error: str = "stop", log=print) -> list[Path]:
-    """The scene files that open and hold what the `modality` stage needs. One that does not is named
-    and left out (on_error "skip") or raises SceneFileError ("stop")."""
+def usable_scenes(paths, modality: str, on_error: str = "stop", log=print, view: str = "sensor") -> list[Path]:
+    """The scene files that open and hold what the `modality` stage needs in `view`. One that does not
+    is named and left out (on_error "skip") or raises SceneFileError ("stop")."""
     if on_error not in ON_ERROR:
         raise UsageError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     good = []
     for path in map(Path, paths):
         try:
             with h5py.File(path, "r") as h5:
-                _require(path, h5, modality)
+                _require(path, h5, modality, check_view(view))
         except SCENE_FILE_ERRORS as err:
             message = str(err) if isinstance(err, SceneFileError) else f"{path}: {err}"
             if on_error == "stop":
@@ -81,10 +84,12 @@ class _SceneDataset(Dataset):
     """Shared bookkeeping: scene validation, per-process readers, seeded crops, image reads.
 
     cache: a training cache (`training_cache`, `nfs-synth prepare`) of these scenes; samples are then
-    read from it, identical to those read from the scene files."""
+    read from it, identical to those read from the scene files.
+    view: "sensor" (the rendered frames, aligned with the neuromorphic sensor) or "rgb" (`rig_view`: a
+    hybrid rig's RGB captures, the stream registered into their frame, the ground truth in it)."""
 
     def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int,
-                 cache: str | os.PathLike | None = None):
+                 cache: str | os.PathLike | None = None, view: str = "sensor"):
         if modality not in GROUPS:
             raise UsageError(f"modality must be one of {tuple(GROUPS)}, got {modality!r}")
         if crop <= 0 or crop % 4:
@@ -94,27 +99,29 @@ class _SceneDataset(Dataset):
         self.paths = [Path(p) for p in scenes]
         if not self.paths:
             raise UsageError("no scene files given")
+        if check_view(view) == "rgb" and cache is not None:
+            raise UsageError("a training cache holds the sensor view; read view \"rgb\" from the scene files")
         self.modality, self.crop, self.samples_per_scene, self.seed = modality, crop, samples_per_scene, seed
+        self.view = view
         self.reads = self.paths if cache is None else cache_files(cache, self.paths, modality)
-        self._Source = SceneSource if cache is None else CacheSource
+        self._Source = CacheSource if cache is not None else RigSource if view == "rgb" else SceneSource
         self.epoch = 0
         self.timestamps, self.shapes = [], []
         for path, read in zip(self.paths, self.reads):
             with h5py.File(path, "r") as h5:
-                self._validate(path, h5)
+                _require(path, h5, self.modality, view)
             source = self._Source(read)
             self.timestamps.append(source.timestamps)
             self.shapes.append(source.shape)
             source.close()
+            self._validate(path, len(source.timestamps), *source.shape[1:])
         self._sources: dict[int, SceneSource | CacheSource] = {}
         self._pid = os.getpid()
 
-    def _validate(self, path: Path, h5: h5py.File) -> None:
-        _require(path, h5, self.modality)
-        t, h, w, _ = h5["frames"].shape
+    def _validate(self, path: Path, t: int, h: int, w: int) -> None:
         if t < 2 or min(h, w) < self.crop:
-            raise UsageError(f"{path}: {t} frames of {h}x{w}; need at least 2 frames of at least the "
-                             f"{self.crop} px crop")
+            raise UsageError(f"{path}: {t} images of {h}x{w} in view {self.view!r}; need at least 2 of at "
+                             f"least the {self.crop} px crop")
 
     def __len__(self) -> int:
         return len(self.paths) * self.samples_per_scene
@@ -200,8 +207,8 @@ class MergeDataset(_SceneDataset):
 
     def __init__(self, scenes, modality: str, crop: int, samples_per_scene: int, seed: int,
                  stack_size: int = 8, refocus_net: torch.nn.Module | None = None,
-                 cache: str | os.PathLike | None = None):
-        super().__init__(scenes, modality, crop, samples_per_scene, seed, cache)
+                 cache: str | os.PathLike | None = None, view: str = "sensor"):
+        super().__init__(scenes, modality, crop, samples_per_scene, seed, cache, view)
         if stack_size < 1:
             raise UsageError(f"stack_size must be at least 1, got {stack_size}")
         if refocus_net is not None and getattr(refocus_net, "modality", modality) != modality:

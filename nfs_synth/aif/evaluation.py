@@ -22,7 +22,8 @@ import numpy as np
 
 from nfs_synth.aif.figures import psnr_box_plot, psnr_by_method, scene_figure
 from nfs_synth.aif.methods import get_method, method_options
-from nfs_synth.aif.scene import EvalScene
+from nfs_synth.aif.rig_view import check_view
+from nfs_synth.aif.scene import open_eval_scene
 from nfs_synth.corpus.atomic import write_bytes
 from nfs_synth.corpus.manifest import existing_corpus, scenes_in_split
 from nfs_synth.aif.metrics import CONVENTIONS, METRICS, MS_SSIM_MIN_SIDE, all_metrics
@@ -50,6 +51,7 @@ class EvalConfig:
     figures: bool = True
     max_scenes: int = 0  # 0 = all
     on_error: str = "skip"  # skip | stop: a scene file that cannot be read
+    view: str = "sensor"  # sensor | rgb: the hybrid rig's captures and registered streams (`rig_view`)
 
 
 def convention_note(convention: str) -> str:
@@ -103,6 +105,7 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict:
         raise EvaluationError("no methods chosen")
     if cfg.on_error not in ON_ERROR:
         raise EvaluationError(f"unknown on_error {cfg.on_error!r}; expected one of {ON_ERROR}")
+    check_view(cfg.view)
     try:
         methods = {name: get_method(name) for name in cfg.methods}
     except KeyError as err:
@@ -148,7 +151,7 @@ def _csv_row(row: dict) -> dict:
 
 def _evaluate_scene(entry: dict, methods: dict, cfg: EvalConfig, rows: list, write_row, log) -> None:
     def open_scene():
-        return EvalScene(cfg.corpus / entry["file"], entry["index"], entry.get("split"))
+        return open_eval_scene(cfg.corpus / entry["file"], entry["index"], entry.get("split"), cfg.view)
 
     with open_scene() as scene:
         gt = scene.ground_truth_srgb
@@ -200,8 +203,10 @@ def _fmt(v: float, digits: int) -> str:
 
 def markdown_table(summary: dict) -> str:
     cfg = summary["config"]
+    view = (" View `rgb`: the hybrid rig's RGB captures as input, the streams registered into their frame, "
+            "the ground truth in it." if cfg.get("view") == "rgb" else "")
     lines = [f"Evaluation of {summary['scenes']} scenes of split `{cfg['split']}` of `{cfg['corpus']}`, "
-             f"input frame: {cfg['input_frame']}.", "", summary["convention_note"], "",
+             f"input frame: {cfg['input_frame']}.{view}", "", summary["convention_note"], "",
              "| Method | PSNR↑ | SSIM↑ | MS-SSIM↑ | LPIPS↓ | s / scene | n |", "|---|---|---|---|---|---|---|"]
     for name, m in summary["means"].items():
         lines.append(f"| {name} | {_fmt(m['psnr'], 2)} | {_fmt(m['ssim'], 4)} | {_fmt(m['ms_ssim'], 4)} | "

@@ -129,11 +129,9 @@ def scene_stream(scene, modality: str):
         events = scene.events
         t = events["t"]
         return (lambda lo, hi: events[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0
-    from nfs_synth.corpus.spikes_io import read_spikes
-
     t_us = scene.h5["spikes/t_us"]
     step = int(t_us[1] - t_us[0]) if len(t_us) > 1 else 1
-    return (lambda lo, hi: read_spikes(scene.h5, lo, hi)), step
+    return scene.spike_window, step
 
 
 def run_on_scene(pipeline: LearnedAIF, scene, input_index: int) -> Reconstruction:

@@ -5,7 +5,8 @@ range, the leak line of an input frame, a crop of spike steps) with bit-identica
 datasets build identical samples from either. The scene file is compressed and holds only what the
 simulators wrote, so its reader decodes whole chunks and fits each input frame's leak line on the
 whole frame; the cache (`training_cache`) stores the same arrays uncompressed with a checksum per
-chunk, and the leak lines precomputed.
+chunk, and the leak lines precomputed. `RigSource` reads a scene file in view "rgb" (`rig_view`):
+what a hybrid rig gives a net.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import hdf5plugin  # noqa: F401  (registers the Blosc filter the corpus is writt
 import numpy as np
 
 from nfs_synth.aif.representations import event_leak_line, net_polarity
+from nfs_synth.aif.rig_view import RigFile
 from nfs_synth.color import srgb_encode, srgb_encode_half
 from nfs_synth.corpus.events_io import EventWindows
 from nfs_synth.errors import CacheError, SceneFileError
@@ -91,8 +93,37 @@ class SceneSource(_Reader):
         if not hasattr(self, "_sweep_polarity"):
             _, h, w = self.shape
             self._sweep_polarity = net_polarity(self.events(self.timestamps[0], self.timestamps[-1] + 1), h, w)
-        image = _encode(self._read("frames", i))
-        return event_leak_line(self._sweep_polarity, image)
+        return event_leak_line(self._sweep_polarity, self._whole_image(i))
+
+    def _whole_image(self, i: int) -> np.ndarray:
+        return _encode(self._read("frames", i))
+
+
+class RigSource(SceneSource):
+    """A scene file as a hybrid rig gives it (`rig_view`, view "rgb"): the RGB captures as input and
+    target images, the ground truth in the RGB camera's frame, the stream registered into that frame;
+    its times are the captures' (`rig_view.capture_times`)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.rig = RigFile(self.h5, self.path)
+        self.timestamps, self.shape = self.rig.times, self.rig.captures.shape[:3]
+
+    def frame(self, i: int, ys: slice, xs: slice) -> np.ndarray:
+        return self._whole_image(i, ys, xs).transpose(2, 0, 1)
+
+    def _whole_image(self, i: int, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
+        return self._read("rgb/captures", (i, ys, xs)).astype(np.float32) / np.float32(255)
+
+    def all_in_focus(self, ys: slice, xs: slice) -> np.ndarray:
+        return _encode(self._read("rgb/all_in_focus", (ys, xs))).transpose(2, 0, 1)
+
+    def events(self, t_start_us: int, t_end_us: int) -> np.ndarray:
+        return self.rig.registration.events(super().events(t_start_us, t_end_us))
+
+    def spike_steps(self, start: int, stop: int, ys: slice, xs: slice) -> np.ndarray:
+        rows, columns, y, x = self.rig.registration.crop(ys, xs)
+        return np.ascontiguousarray(super().spike_steps(start, stop, rows, columns)[:, y, x])
 
 
 class CacheSource(_Reader):

@@ -2,6 +2,7 @@
 
 Every reader is opened on first use and cached, so a method that needs only the input frame never
 reads the event or spike streams.  Images come out linear (as stored) or sRGB-encoded (``*_srgb``).
+``RigEvalScene`` is the same scene as a hybrid rig gives it (view "rgb", `rig_view`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nfs_synth.aif.rig_view import RigFile, check_view
 from nfs_synth.corpus.scene_file import SceneReader
 from nfs_synth.errors import SceneFileError
-from nfs_synth.color import srgb_encode
+from nfs_synth.color import srgb_decode, srgb_encode
 from nfs_synth.aif.streams import EventStack, SpikeStack
 
 
@@ -114,11 +116,18 @@ class EvalScene:
 
     @cached_property
     def spikes(self):
-        """The whole ``SpikeStream`` (packed bits)."""
+        """The whole ``SpikeStream`` (packed bits) of the neuromorphic sensor."""
+        return self.spike_window()
+
+    def spike_window(self, t_start_us: int | None = None, t_end_us: int | None = None):
+        """The ``SpikeStream`` of the steps with t_start_us <= t < t_end_us, in this view's pixels."""
         from nfs_synth.corpus.spikes_io import read_spikes
 
         self._require("spikes")
-        return read_spikes(self.h5)
+        return read_spikes(self.h5, t_start_us, t_end_us)
+
+    def _spike_bits(self, stream, start: int, stop: int) -> np.ndarray:
+        return stream.unpack(start, stop)
 
     def spike_stack(self, cells_per_frame: int = 4) -> SpikeStack:
         """Spike counts on a grid of about ``cells_per_frame`` cells per frame interval."""
@@ -128,6 +137,68 @@ class EvalScene:
             steps_per_frame = len(stream) / max(self.n_frames - 1, 1)
             stride = max(1, int(steps_per_frame // cells_per_frame))
             chunk = max(stride, (1 << 22) // max(stream.packed[0].size * 8, 1) // stride * stride)
-            chunks = (stream.unpack(i, i + chunk) for i in range(0, len(stream), chunk))
+            chunks = (self._spike_bits(stream, i, i + chunk) for i in range(0, len(stream), chunk))
             self._stacks[key] = SpikeStack.from_chunks(chunks, stream.t_us, stride)
         return self._stacks[key]
+
+
+class RigEvalScene(EvalScene):
+    """A scene as a hybrid rig gives it (`rig_view`, view "rgb"): its images are the 8-bit RGB captures
+    (at their capture times), the ground truth is `rgb/all_in_focus`, and the streams are registered
+    into the RGB camera's frame. ``depth_m`` and ``focus_distance_m`` stay the sensor's."""
+
+    def __init__(self, path: str | Path, index: int | None = None, split: str | None = None):
+        super().__init__(path, index, split)
+        try:
+            self.rig = RigFile(self.h5, self.path)
+        except SceneFileError:
+            self.close()
+            raise
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rig.registration.rgb_shape
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.rig.times)
+
+    @cached_property
+    def timestamps_us(self) -> np.ndarray:
+        return self.rig.times
+
+    def frame_srgb(self, i: int) -> np.ndarray:
+        if not -self.n_frames <= i < self.n_frames:
+            raise IndexError(f"{self.path.name}: capture {i} of {self.n_frames}")
+        return self.rig.captures[i].astype(np.float32) / np.float32(255)
+
+    def frame(self, i: int) -> np.ndarray:
+        return srgb_decode(self.frame_srgb(i))
+
+    @cached_property
+    def frames_srgb(self) -> np.ndarray:
+        return self.rig.captures[:].astype(np.float32) / np.float32(255)
+
+    @cached_property
+    def all_in_focus(self) -> np.ndarray:
+        return self.h5["rgb/all_in_focus"][:].astype(np.float32)
+
+    @cached_property
+    def events(self) -> np.ndarray:
+        return self.rig.registration.events(super().events)
+
+    def spike_window(self, t_start_us: int | None = None, t_end_us: int | None = None):
+        return self.rig.registration.spikes(super().spike_window(t_start_us, t_end_us))
+
+    @cached_property
+    def spikes(self):
+        return super().spike_window()   # registered chunk by chunk in spike_stack
+
+    def _spike_bits(self, stream, start: int, stop: int) -> np.ndarray:
+        return self.rig.registration.image(stream.unpack(start, stop))
+
+
+def open_eval_scene(path: str | Path, index: int | None = None, split: str | None = None,
+                    view: str = "sensor") -> EvalScene:
+    """The scene in `view` ("sensor" or "rgb", `rig_view`)."""
+    return RigEvalScene(path, index, split) if check_view(view) == "rgb" else EvalScene(path, index, split)

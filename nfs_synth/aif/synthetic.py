@@ -110,20 +110,35 @@ def ideal_spikes(gray: np.ndarray, t_us: np.ndarray, steps_per_frame: int, seed:
 
 
 def write_synthetic_corpus(root: str | Path, splits: list[str], size: int = 64, n_frames: int = 32,
-                           frame_us: int = 10_000, event_preset: str = "DVS346", spike_preset: str = "vidar_250x400") -> Path:
+                           frame_us: int = 10_000, event_preset: str = "DVS346", spike_preset: str = "vidar_250x400",
+                           rgb_camera: dict | None = None) -> Path:
     """A corpus folder (manifest.json, scenes/) of colour layered sweeps with the project's own event and
     spike simulators, in the scene-file schema; scene i uses seed i and gets split ``splits[i]``.
-    A stand-in for rendered corpora where Blender is too slow (tests, quick checks)."""
+    A stand-in for rendered corpora where Blender is too slow (tests, quick checks).
+
+    ``rgb_camera``: a recipe's `[rgb_camera]` table (`sensors.rgb_camera`) with "shift_px" (dx, dy) for
+    the beam splitter's misalignment: the sweep is made at the RGB camera's resolution, the sensor sees
+    it through `rgb/to_sensor`, and the `rgb` group holds the captures."""
     from nfs_synth.corpus.events_io import EventWriter
     from nfs_synth.corpus.scene_file import SceneWriter, scene_name
     from nfs_synth.corpus.spikes_io import SpikeWriter
-    from nfs_synth.sensors import events as ev_sim, spikes as sp_sim
+    from nfs_synth.sensors import events as ev_sim, rgb_camera as rgb_cam, spikes as sp_sim
 
     root = Path(root)
     entries = []
+    scale = int(rgb_camera["scale"]) if rgb_camera else 1
     for index, split in enumerate(splits):
-        sw = layered_sweep(size=size, n_frames=n_frames, layers=3, blur_per_frame=0.5, colour=True,
-                           seed=index, frame_us=frame_us)
+        sw = layered_sweep(size=size * scale, n_frames=n_frames, layers=3, blur_per_frame=0.5 * scale,
+                           colour=True, seed=index, frame_us=frame_us)
+        rgb_sweep = sw
+        if rgb_camera:
+            shift = np.eye(3)
+            shift[:2, 2] = rgb_camera.get("shift_px", (0.0, 0.0))
+            to_sensor = rgb_cam.to_sensor_matrix(scale, shift)
+            view = rgb_cam.SensorView(to_sensor, size, size, scale)
+            sw = SyntheticSweep(np.stack([view(f) for f in sw.frames]), sw.t_us, view(sw.all_in_focus),
+                                rgb_cam.bin_to_sensor(sw.focus_frame, scale, np.min),
+                                rgb_cam.bin_to_sensor(sw.depth_m, scale, np.min))
         gray = np.stack([ev_sim.rgb_to_gray(f) for f in sw.frames])
         events = ev_sim.simulate(gray, sw.t_us, event_preset, seed=index)
         intensity = np.stack([sp_sim.rgb_to_intensity(f, 1.0) for f in sw.frames])
@@ -142,6 +157,22 @@ def write_synthetic_corpus(root: str | Path, splits: list[str], size: int = 64, 
             writer.close(int(sw.t_us[-1]))
             with SpikeWriter(out.h5, size, size, {"preset": spike_preset}) as sp_writer:
                 sp_writer.append(spikes)
+            if rgb_camera:
+                _write_rgb(out, rgb_camera, rgb_sweep, to_sensor, index)
         entries.append({"index": index, "file": name, "split": split, "status": "complete"})
     (root / "manifest.json").write_text(json.dumps({"format": "nfs_synth synthetic corpus", "scenes": entries}))
     return root
+
+
+def _write_rgb(out, cfg: dict, sweep: SyntheticSweep, to_sensor: np.ndarray, seed: int) -> None:
+    from nfs_synth.sensors import rgb_camera as rgb_cam
+
+    camera = rgb_cam.RgbCamera(cfg, np.random.default_rng(seed))
+    n = int(cfg["exposure_frames"])
+    out.h5.create_group("rgb").attrs.update({"scale": int(cfg["scale"]), "exposure_frames": n})
+    captures = [c for f in sweep.frames for c in camera.feed(f)]
+    dataset = out.create_dataset("rgb/captures", H=sweep.frames.shape[1] // cfg["scale"],
+                                 W=sweep.frames.shape[2] // cfg["scale"], s=int(cfg["scale"]), C=len(captures))
+    dataset[:] = np.stack(captures)
+    out.write_array("rgb/to_sensor", to_sensor)
+    out.write_array("rgb/all_in_focus", sweep.all_in_focus.astype(np.float16).astype(np.float32))

@@ -34,7 +34,7 @@ LOG = "log.csv"
 _LOG_FIELDS = ("epoch", "lr", "loss", "perc", "mse", "psnr_db", "samples", "seconds", "samples_per_s")
 # fields that define the run; a resume keeps the checkpoint's values and rejects different ones
 RUN_DEFINING = ("stage", "modality", "epochs", "width", "alpha", "lr", "seed", "crop", "batch_size",
-                "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight")
+                "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight", "view")
 
 
 @dataclasses.dataclass
@@ -62,6 +62,7 @@ class TrainConfig:
     amp: str = "auto"               # "auto" | "off" | "bf16" | "fp16"
     on_error: str = "skip"          # a scene file that cannot be used: "skip" (named) or "stop"
     cache: str | None = None        # training-input cache (`nfs-synth prepare`): the same samples, faster
+    view: str = "sensor"            # "sensor" | "rgb": what a hybrid rig gives the net (`rig_view`)
 
 
 def lr_at(epoch: int, epochs: int, base_lr: float) -> float:
@@ -194,28 +195,29 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 # ---------------------------------------------------------------- the loop
 
 
-def _check_crop(scenes: list[Path], crop: int) -> None:
-    """The datasets reject frames smaller than the crop; this also says which --crop fits them all."""
+def _check_crop(scenes: list[Path], crop: int, view: str) -> None:
+    """The datasets reject images smaller than the crop; this also says which --crop fits them all."""
     import h5py
 
+    images = "rgb/captures" if view == "rgb" else "frames"
     sizes = {}
     for path in scenes:
         with h5py.File(path, "r") as h5:
-            if "frames" in h5:  # (a scene without frames is the dataset's error to report)
-                sizes[path] = h5["frames"].shape[1:3]
+            if images in h5:  # (a scene without them is the dataset's error to report)
+                sizes[path] = h5[images].shape[1:3]
     if min(map(min, sizes.values()), default=crop) < crop:
         path, (h, w) = min(sizes.items(), key=lambda item: min(item[1]))
-        raise UsageError(f"{path}: frames of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
+        raise UsageError(f"{path}: {images} of {h}x{w} px are smaller than the {crop} px crop; pass --crop N "
                          f"with N a multiple of 4 of at most {min(h, w)}")
 
 
 def make_dataset(cfg: TrainConfig, split: str = "train", log=print):
     from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes, usable_scenes
 
-    scenes = usable_scenes(corpus_scenes(cfg.corpus, split), cfg.modality, cfg.on_error, log)
-    _check_crop(scenes, cfg.crop)
+    scenes = usable_scenes(corpus_scenes(cfg.corpus, split), cfg.modality, cfg.on_error, log, cfg.view)
+    _check_crop(scenes, cfg.crop, cfg.view)
     common = dict(modality=cfg.modality, crop=cfg.crop, samples_per_scene=cfg.samples_per_scene, seed=cfg.seed,
-                  cache=cfg.cache)
+                  cache=cfg.cache, view=cfg.view)
     if cfg.stage == "refocus":
         return RefocusDataset(scenes, **common)
     net = None

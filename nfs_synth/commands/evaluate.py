@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nfs_synth.aif.rig_view import VIEWS
 from nfs_synth.errors import ON_ERROR, SceneFileError, UsageError
 
 DEFAULT_METHODS = "input,handcraft-ev,handcraft-sp,uniform-ev,stack-laplacian"
@@ -34,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-error", choices=ON_ERROR, default="skip",
                         help="a scene file that cannot be read: name it and go on (skip, the default) or stop "
                              "there; either way the rows computed are in metrics.csv and the status is 1")
+    parser.add_argument("--view", choices=VIEWS, default="sensor",
+                        help="sensor (default): the rendered frames, aligned with the neuromorphic sensor; rgb: "
+                             "what a hybrid rig gives (the RGB captures, the streams registered into their frame, "
+                             "the ground truth rgb/all_in_focus); scene files made with rgb_camera.enabled")
     parser.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
 
 
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()], split=args.split,
         input_frame=args.input_frame, input_index=args.input_index, sweep_count=args.sweep_count,
         convention=args.convention, options=options, figures=not args.no_figures, max_scenes=args.max_scenes,
-        on_error=args.on_error)
+        on_error=args.on_error, view=args.view)
     summary = run_evaluation(cfg)
     print(markdown_table(summary))
     print(f"results in {cfg.out}")

@@ -15,6 +15,7 @@ import dataclasses
 import math
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
+from nfs_synth.aif.rig_view import VIEWS
 from nfs_synth.aif.train import RUN_DEFINING, TrainConfig
 from nfs_synth.errors import ON_ERROR, UsageError
 
@@ -56,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
     p.add_argument("--cache", help="training-input cache of --corpus (nfs-synth prepare): the same samples, "
                    "read several times faster")
+    p.add_argument("--view", choices=VIEWS, help="sensor (default): the rendered frames, aligned with the "
+                   "neuromorphic sensor; rgb: a hybrid rig's RGB captures with the stream registered into their "
+                   "frame (scene files made with rgb_camera.enabled)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--on-error", choices=ON_ERROR, default="skip",
