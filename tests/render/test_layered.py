@@ -12,7 +12,7 @@ import nfs_synth.render.layered.stack as lc
 from nfs_synth.errors import LayeredSettingsError
 from nfs_synth.render.layered import aperture
 from nfs_synth.render.layered.aperture import aperture_samples, aperture_spectrum
-from nfs_synth.render.layered.slabs import slab_count, slab_edges
+from nfs_synth.render.layered.slabs import box_within_depths, object_corners, slab_count, slab_edges
 from nfs_synth.render.layered.stack import SlabStack
 
 PPD = 60.0  # blur diameter in pixels per diopter of defocus
@@ -60,6 +60,34 @@ def test_slab_count_from_tolerance():
         with pytest.raises(LayeredSettingsError):
             slab_count(span, PPD, bad)
     assert issubclass(LayeredSettingsError, ValueError)
+
+
+def test_slab_border_holds_every_point_of_the_object_within_its_depths():
+    """Every point of a tilted box between two depths projects inside `box_within_depths`' box, and the
+    boxes of thin depth ranges are strips of the whole object's box."""
+    cam = {"focal_length_mm": 100.0, "sensor_width_mm": 36.0, "width": 346}
+    size = (484, 398)
+    spec = {"primitive": "cube", "scale": (0.4, 0.3, 0.05), "rotation_euler_rad": (0.9, 0.3, 0.2),
+            "location_m": (0.02, -0.01, -1.5)}
+    corners = object_corners(spec)
+    depth = -corners[:, 2]
+    rng = np.random.default_rng(0)
+    weights = rng.dirichlet(np.ones(8), 20000)          # random points inside the (convex) box
+    points = weights @ corners
+    fpx = cam["focal_length_mm"] / cam["sensor_width_mm"] * cam["width"]
+    u, v = size[0] / 2 + fpx * points[:, 0] / -points[:, 2], size[1] / 2 - fpx * points[:, 1] / -points[:, 2]
+    u, v = np.clip(u, 0, size[0]), np.clip(v, 0, size[1])   # the boxes are cut at the canvas
+    whole = box_within_depths(corners, depth.min(), depth.max(), cam, size)
+    planes = np.linspace(depth.min(), depth.max(), 9)
+    strips = 0
+    for near, far in zip(planes[:-1], planes[1:]):
+        x0, y0, x1, y1 = box_within_depths(corners, near, far, cam, size)
+        inside = (-points[:, 2] >= near) & (-points[:, 2] <= far)
+        assert inside.any()
+        assert np.all((u[inside] >= x0) & (u[inside] <= x1) & (v[inside] >= y0) & (v[inside] <= y1))
+        strips += (x1 - x0) * (y1 - y0)
+    assert strips < 0.6 * 8 * (whole[2] - whole[0]) * (whole[3] - whole[1])
+    assert box_within_depths(corners, depth.max() + 0.1, depth.max() + 0.2, cam, size) is None
 
 
 @pytest.mark.parametrize("diameter", [3.0, 20.0])

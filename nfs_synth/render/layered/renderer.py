@@ -16,7 +16,8 @@ import numpy as np
 from blender_scenes import SlabTracer
 from blender_scenes.plan_format import CLIP_END_M, CLIP_START_M
 from nfs_synth.errors import LayeredSettingsError
-from nfs_synth.render.layered.slabs import FILTER_MARGIN_PX, object_bounds, slab_count, slab_edges, split_by_object
+from nfs_synth.render.layered.slabs import (FILTER_MARGIN_PX, box_within_depths, object_corners, slab_count, slab_edges,
+                                            split_by_object)
 from nfs_synth.render.layered.stack import SlabStack
 from nfs_synth.scene.optics import blur_diameter_px, check_layered_apertures
 
@@ -147,14 +148,15 @@ class LayeredRenderer:
         cam, m, edges = self.plan["camera"], self._margin, self._edges
         # Overscan: same pixel pitch and principal point, a margin of m pixels on every side.
         size = (cam["width"] + 2 * m, cam["height"] + 2 * m)
-        bounds = [object_bounds(o, cam, size) for o in self.plan["objects"]]
+        corners = [object_corners(o) for o in self.plan["objects"]]
         todo = []
         for k in range(len(self._centres)):
             last = k == len(self._centres) - 1
-            lo_d, hi_d = (0.0 if last else edges[k + 1]), (np.inf if k == 0 else edges[k])
-            boxes = [box for d_lo, d_hi, box in bounds if d_lo <= hi_d and d_hi >= lo_d]
+            lo_d = 0.0 if last else edges[k + 1]
+            clip = (1.0 / edges[k] if k else CLIP_START_M, 1.0 / lo_d if lo_d > 1.0 / CLIP_END_M else CLIP_END_M)
+            # each object's part within the slab's depths (a tilted object spans many slabs, a strip in each)
+            boxes = [box for c in corners if (box := box_within_depths(c, *clip, cam, size)) is not None]
             if boxes:  # else no object reaches this depth range: nothing to trace
-                clip = (1.0 / hi_d if k else CLIP_START_M, 1.0 / lo_d if lo_d > 1.0 / CLIP_END_M else CLIP_END_M)
                 todo.append((*clip, boxes))
         traced = self._tracer.slabs(size, cam["sensor_width_mm"] * size[0] / cam["width"], self._samples, todo)
         pieces = []

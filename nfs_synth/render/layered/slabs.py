@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from blender_scenes.plan_format import CLIP_START_M, PRIMITIVE_HALF_EXTENTS
+from blender_scenes.plan_format import PRIMITIVE_HALF_EXTENTS
 from nfs_synth.errors import LayeredSettingsError
 
 FILTER_MARGIN_PX = 2  # the pixel filter reaches a little past the blur radius
@@ -34,26 +34,49 @@ def slab_edges(near_m: float, far_m: float, count: int) -> np.ndarray:
     return np.linspace(1.0 / near_m, 1.0 / far_m, count + 1)
 
 
-def object_bounds(spec: Mapping, cam: Mapping, size: tuple[int, int]) -> tuple[float, float, tuple]:
-    """An object's diopter range and pixel box (x0, y0, x1, y1, rows down) on the overscan canvas,
-    from the corners of its oriented bounding box."""
+def object_corners(spec: Mapping) -> np.ndarray:
+    """The 8 corners (x, y, z) in metres of an object's oriented bounding box, camera at the origin
+    looking down -z (planar depth = -z)."""
     half = np.array(PRIMITIVE_HALF_EXTENTS[spec["primitive"]]) * np.abs(spec["scale"])
     corners = half * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
     ax, ay, az = spec["rotation_euler_rad"]
     rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
     ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
     rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
-    world = corners @ (rz @ ry @ rx).T + spec["location_m"]  # Blender's XYZ Euler: X first
-    depth = -world[:, 2]
-    if depth.min() <= CLIP_START_M:  # reaches the camera: anywhere in the image, any near depth
-        return 1.0 / depth.max() if depth.max() > 0 else 0.0, np.inf, (0, 0, *size)
+    return corners @ (rz @ ry @ rx).T + spec["location_m"]  # Blender's XYZ Euler: X first
+
+
+def _pixel_box(points: np.ndarray, cam: Mapping, size: tuple[int, int]) -> tuple:
+    """The pixel box (x0, y0, x1, y1, rows down) on the canvas of points in front of the camera, widened
+    by the pixel filter's reach."""
+    depth = -points[:, 2]
     fpx = cam["focal_length_mm"] / cam["sensor_width_mm"] * cam["width"]
-    u = size[0] / 2 + fpx * world[:, 0] / depth
-    v = size[1] / 2 - fpx * world[:, 1] / depth
+    u = size[0] / 2 + fpx * points[:, 0] / depth
+    v = size[1] / 2 - fpx * points[:, 1] / depth
     box = (math.floor(u.min()) - FILTER_MARGIN_PX, math.floor(v.min()) - FILTER_MARGIN_PX,
            math.ceil(u.max()) + FILTER_MARGIN_PX, math.ceil(v.max()) + FILTER_MARGIN_PX)
-    box = tuple(int(np.clip(c, 0, size[i % 2])) for i, c in enumerate(box))
-    return 1.0 / depth.max(), 1.0 / depth.min(), box
+    return tuple(int(np.clip(c, 0, size[i % 2])) for i, c in enumerate(box))
+
+
+# the 12 edges of a box whose corners are numbered as in `object_corners` (one index bit per axis)
+_BOX_EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
+
+
+def box_within_depths(corners: np.ndarray, near_m: float, far_m: float, cam: Mapping,
+                      size: tuple[int, int]) -> tuple | None:
+    """The pixel box of the part of a bounding box (`object_corners`) between planar depths near_m and
+    far_m (> 0), or None when none of it is. That part is convex, so its image lies within the box of
+    its projected vertices: the corners between the planes and the edges' crossings of them. A slab
+    holds only the object's surface within its depths, so this is all it needs to trace."""
+    depth = -corners[:, 2]
+    points = [corners[(depth >= near_m) & (depth <= far_m)]]
+    for a, b in _BOX_EDGES:
+        for plane in (near_m, far_m):
+            if (depth[a] - plane) * (depth[b] - plane) < 0:
+                t = (plane - depth[a]) / (depth[b] - depth[a])
+                points.append((corners[a] + t * (corners[b] - corners[a]))[None])
+    points = np.concatenate(points)
+    return _pixel_box(points, cam, size) if len(points) else None
 
 
 def split_by_object(rgba: np.ndarray, depth: np.ndarray, ids: np.ndarray,
