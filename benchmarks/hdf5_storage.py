@@ -2,7 +2,8 @@
 
 For each family of datasets (frames, events, spike bits, the small float maps) it rewrites the arrays of
 one scene with schema 1's Blosc zstd settings (the reference) and with HDF5's built-in filters (deflate
-with and without byte shuffle, and no filter), reads them back, and prints MB/s, the compression ratio,
+with and without byte shuffle, deflated by zlib in h5py or by ISA-L in whole chunks as the frames are
+written, and no filter), reads them back, and prints MB/s, the compression ratio,
 the ratio to Blosc, and the seconds a paper scene (480 frames, 2 s) would spend writing them.
 Run: .venv/bin/python benchmarks/hdf5_storage.py [--scene FILE.h5] (default: renders one 346x260 scene)
 """
@@ -20,6 +21,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from nfs_synth.corpus.deflate import write_chunk
 from nfs_synth.corpus.schema import BY_PATH
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ PAPER_FRAMES = 480
 CANDIDATES = {   # name -> h5py create_dataset filter arguments
     "blosc zstd (schema 1)": None,   # per family, below: what schema 1 wrote
     "gzip1 + shuffle": dict(compression="gzip", compression_opts=1, shuffle=True),
+    "gzip1 + shuffle, ISA-L": dict(compression="gzip", compression_opts=1, shuffle=True),  # `corpus.deflate`
     "gzip4 + shuffle": dict(compression="gzip", compression_opts=4, shuffle=True),
     "gzip6 + shuffle": dict(compression="gzip", compression_opts=6, shuffle=True),
     "gzip1": dict(compression="gzip", compression_opts=1),
@@ -61,13 +64,23 @@ def load_families(path: Path) -> dict[str, list[tuple[str, np.ndarray, tuple | N
                 "maps": [get("all_in_focus"), get("depth_m")]}
 
 
-def measure(arrays, filters: dict, folder: Path) -> tuple[float, float, int]:
-    """(write s, read s, bytes on disk) of `arrays` written with `filters`, fsync'd, then read back."""
+def _whole_chunks(data: np.ndarray, chunks) -> bool:
+    return chunks is not None and chunks[1:] == data.shape[1:] and data.shape[0] % chunks[0] == 0
+
+
+def measure(arrays, filters: dict, folder: Path, isal: bool = False) -> tuple[float, float, int]:
+    """(write s, read s, bytes on disk) of `arrays` written with `filters`, fsync'd, then read back.
+    `isal`: whole chunks deflated by ISA-L (`corpus.deflate`, as the frames are written), others by h5py."""
     path = folder / "bench.h5"
     t0 = time.perf_counter()
     with h5py.File(path, "w") as h5:
         for name, data, chunks in arrays:
-            h5.create_dataset(name, data=data, chunks=chunks, **filters)
+            if isal and _whole_chunks(data, chunks):
+                ds = h5.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=chunks, **filters)
+                for i in range(0, data.shape[0], chunks[0]):
+                    write_chunk(ds, (i,) + (0,) * (data.ndim - 1), data[i:i + chunks[0]])
+            else:
+                h5.create_dataset(name, data=data, chunks=chunks, **filters)
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
     write = time.perf_counter() - t0
@@ -106,7 +119,8 @@ def main() -> int:
             ref = None
             for name, filters in CANDIDATES.items():
                 filters = dict(SCHEMA1[family]) if filters is None else filters
-                best = min((measure(arrays, filters, Path(tmp)) for _ in range(args.repeat)), key=lambda r: r[0])
+                best = min((measure(arrays, filters, Path(tmp), "ISA-L" in name) for _ in range(args.repeat)),
+                           key=lambda r: r[0])
                 write, read, size = best
                 ref = ref or best
                 print(f"  {name:24s} {raw / write / 1e6:10.0f} {raw / read / 1e6:10.0f} {raw / size:6.2f} "

@@ -1,8 +1,9 @@
 """One HDF5 file per scene: written under a temporary name, renamed only when complete.
 
 The schema is nfs_synth.corpus.schema (printed in the README, "Scene file format"). Frames are float16
-linear RGB, one chunk per frame, gzip with byte shuffle: 11 bits of mantissa keep later simulators far
-from any 8-bit staircase at half the bytes of float32, and any HDF5 build reads them.
+linear RGB, one chunk per frame, gzip with byte shuffle (deflated by ISA-L, `deflate`): 11 bits of
+mantissa keep later simulators far from any 8-bit staircase at half the bytes of float32, and any HDF5
+build reads them.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from nfs_synth import __version__
 from nfs_synth.corpus.atomic import atomic_path
+from nfs_synth.corpus.deflate import write_chunk
 from nfs_synth.corpus.schema import (BY_PATH, ROOT_ATTR_NAMES, SCHEMA_VERSION, WALL_CLOCK_ATTRS,
                                      datasets)
 from nfs_synth.errors import SceneFileError
@@ -61,7 +63,9 @@ class SceneWriter:
         return self
 
     def write_frame(self, index: int, rgb: np.ndarray) -> None:
-        self.frames[index] = rgb.astype(np.float16)
+        if not 0 <= index < self.shape[0]:
+            raise SceneFileError(f"frame {index} of a {self.shape[0]}-frame sweep")
+        write_chunk(self.frames, (index, 0, 0, 0), np.asarray(rgb, np.float16)[None])
 
     def write_array(self, name: str, data, units: str | None = None) -> None:
         """One whole dataset, stored with the schema's filter."""

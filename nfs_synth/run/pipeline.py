@@ -154,6 +154,8 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
             out.write_array("all_in_focus", aif.astype(np.float16).astype(np.float32), "linear RGB")
             out.write_array("depth_m", depth.astype(np.float32), "m (planar depth)")
         rig = SensorRig(recipe, index, height, width, out.h5, clock)
+        if hasattr(renderer, "background_cpu_s"):   # frames composited ahead while this thread writes
+            clock.count_background("render_frames", renderer.background_cpu_s)
         for i, frame in enumerate(clock.each("render_frames", renderer.sweep())):
             # The sensors see the frame as stored (float16), so a sensor study re-simulating the
             # file with unchanged parameters reproduces these streams bit for bit.

@@ -2,12 +2,14 @@
 
 CPU is `time.process_time()`: every thread of this process (Blender's render threads, numba's and the
 compositor's pools), so a worker subprocess measures itself. Stages must not nest: their sum is meant
-to account for the scene's wall time.
+to account for the scene's wall time. Threads that work ahead in the background (the layered
+compositor's pool, which composites the next frames while this thread writes and simulates) would
+have their CPU counted to whatever stage is running; `count_background` moves it to its own stage.
 """
 from __future__ import annotations
 
 import resource
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from time import perf_counter, process_time
 
@@ -16,16 +18,27 @@ class StageClock:
     def __init__(self) -> None:
         self._wall0, self._cpu0 = perf_counter(), process_time()
         self.stages: dict[str, dict[str, float]] = {}
+        self._background: tuple[str, Callable[[], float]] | None = None
+
+    def count_background(self, stage: str, cpu_seconds: Callable[[], float]) -> None:
+        """From now on, the CPU that `cpu_seconds()` (a running total of background threads) gains
+        during any stage counts to `stage`, the rest of the process's CPU to the stage running."""
+        self._background = (stage, cpu_seconds)
 
     @contextmanager
     def stage(self, name: str):
+        background = self._background
         wall, cpu = perf_counter(), process_time()
+        behind = background[1]() if background else 0.0
         try:
             yield
         finally:
+            moved = background[1]() - behind if background else 0.0
             acc = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
             acc["wall_s"] += perf_counter() - wall
-            acc["cpu_s"] += process_time() - cpu
+            acc["cpu_s"] += process_time() - cpu - moved
+            if moved:
+                self.stages.setdefault(background[0], {"wall_s": 0.0, "cpu_s": 0.0})["cpu_s"] += moved
 
     def each(self, name: str, items: Iterable) -> Iterator:
         """`items`, the time spent producing each one counted to stage `name`."""

@@ -80,3 +80,28 @@ def test_splits_are_fixed_by_the_recipe(tmp_path):
         [i for i, s in enumerate(labels) if s == "test"]
     with pytest.raises(ValueError, match="unknown split"):
         scenes_in_split(manifest, "holdout")
+
+
+def test_isal_frame_chunks_are_what_the_stock_filters_store(tmp_path):
+    """A frame chunk deflated by ISA-L reads back through HDF5's own shuffle + gzip filters, and is the
+    shuffled bytes in a zlib stream; a chunk of the wrong shape or a frame out of range is refused."""
+    import zlib
+
+    from nfs_synth.corpus.deflate import shuffled
+
+    path = tmp_path / "scene_00000.h5"
+    write_scene(path, t=4, h=6, w=7, seed=3)
+    rng = np.random.default_rng(3)
+    expected = [rng.random((6, 7, 3)).astype(np.float16) for _ in range(4)]
+    with h5py.File(path) as h5:
+        frames = h5["frames"]
+        assert frames.compression == "gzip" and frames.shuffle
+        np.testing.assert_array_equal(frames[:], np.stack(expected))
+        raw = zlib.decompress(frames.id.read_direct_chunk((2, 0, 0, 0))[1])
+        assert raw == shuffled(expected[2][None])
+        assert raw[:6 * 7 * 3] == expected[2].view(np.uint8).reshape(-1, 2)[:, 0].tobytes()  # low bytes first
+    with pytest.raises(SceneFileError, match="frame 5 of a 2-frame"), SceneWriter(tmp_path / "b.h5", 2, 4, 4) as out:
+        out.write_frame(5, np.zeros((4, 4, 3)))
+    with pytest.raises(SceneFileError, match="chunk is"), SceneWriter(tmp_path / "c.h5", 2, 4, 4) as out:
+        out.write_frame(0, np.zeros((4, 5, 3)))
+    assert not (tmp_path / "b.h5").exists() and not (tmp_path / "c.h5").exists()

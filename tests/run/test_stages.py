@@ -39,3 +39,34 @@ def test_stage_clock_adds_up_repeated_stages_and_times_an_iterator():
     with pytest.raises(ZeroDivisionError), clock.stage("b"):
         raise ZeroDivisionError
     assert "b" in clock.stages         # a failing stage still counts
+
+
+def test_cpu_of_threads_working_ahead_counts_to_their_own_stage():
+    """A pool thread burns CPU while this thread sleeps in another stage: that CPU moves to the pool's
+    stage, and the sleeping stage keeps (almost) none."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from nfs_synth.render.layered.stack import PoolCPU
+
+    def burn(seconds):
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            np.sqrt(np.arange(1000.0))
+        return time.thread_time()
+
+    pool_cpu, clock = PoolCPU(), StageClock()
+    clock.count_background("render_frames", pool_cpu.seconds)
+    with ThreadPoolExecutor(1, initializer=pool_cpu.register) as pool:
+        with clock.stage("hdf5"):
+            job = pool.submit(burn, 0.4)
+            while not job.done():
+                time.sleep(0.01)
+        thread_total = job.result()
+        pool_cpu.retire()
+    stages = clock.report()["stages"]
+    assert stages["hdf5"]["cpu_s"] < 0.1
+    assert stages["render_frames"]["cpu_s"] == pytest.approx(thread_total, abs=0.05)
+    assert pool_cpu.seconds() == pytest.approx(thread_total, abs=0.05)   # kept after the threads exit

@@ -173,6 +173,10 @@ class LayeredRenderer:
         self.timings["composite"] += perf_counter() - start
         return stack
 
+    def background_cpu_s(self) -> float:
+        """CPU seconds so far of the threads that composite frames ahead of the caller."""
+        return self._stack.pool_cpu.seconds() if self._stack is not None else 0.0
+
     def close(self) -> None:
         self._tracer.close()
 

@@ -22,6 +22,8 @@ import math
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+import threading
+import time
 from threading import Lock
 from typing import Iterable, Iterator
 
@@ -228,6 +230,32 @@ class _KeyCorrections:
         return self.cache.get(j, j) if t == 0 else (1 - t) * self.cache.get(j, j) + t * self.cache.get(j + 1, j)
 
 
+class PoolCPU:
+    """CPU seconds of a thread pool's threads, readable from another thread while they run: `frames`
+    composites ahead in threads while the caller writes, so the caller's stage clock can move this CPU
+    to compositing (`run.stages.StageClock.count_background`)."""
+
+    def __init__(self):
+        self._clocks: list[int] = []
+        self._retired = 0.0
+        self._lock = Lock()
+
+    def register(self) -> None:
+        """A pool's initializer: runs in each new thread."""
+        with self._lock:
+            self._clocks.append(time.pthread_getcpuclockid(threading.get_ident()))
+
+    def seconds(self) -> float:
+        with self._lock:
+            return self._retired + sum(time.clock_gettime(c) for c in self._clocks)
+
+    def retire(self) -> None:
+        """Keep the threads' totals before they exit (their clocks go with them)."""
+        with self._lock:
+            self._retired += sum(time.clock_gettime(c) for c in self._clocks)
+            self._clocks = []
+
+
 class SlabStack:
     """Premultiplied RGBA slabs, nearest first, ready to be blurred and composited for any focus.
 
@@ -265,6 +293,7 @@ class SlabStack:
         self.px_per_diopter = float(px_per_diopter)
         self.focus_diopters = (float(min(focus_diopters)), float(max(focus_diopters)))
         self.blades, self.rotation, self.workers = int(blades), float(rotation_rad), int(workers)
+        self.pool_cpu = PoolCPU()
         self.height, self.width = np.shape(slabs[0])[:2]
         self._unit_gain = np.ones((self.height, self.width), np.float32)
         kept = []
@@ -298,7 +327,7 @@ class SlabStack:
         if self.workers == 1:
             yield from (self._frame(f, f_number_scale, keys, blur_keys) for f in focus_m)
             return
-        with ThreadPoolExecutor(self.workers) as pool:
+        with ThreadPoolExecutor(self.workers, initializer=self.pool_cpu.register) as pool:
             pending = deque()
             for f in focus_m:
                 pending.append(pool.submit(self._frame, f, f_number_scale, keys, blur_keys))
@@ -306,6 +335,7 @@ class SlabStack:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+            self.pool_cpu.retire()     # while the idle threads still exist
 
     def frame(self, focus_m: float, f_number_scale: float = 1.0) -> np.ndarray:
         """(H, W, 4) premultiplied RGBA focused at planar distance focus_m (inf: at infinity).
