@@ -34,7 +34,7 @@ class SlabTracer(SceneRenderer):
         return self._pass(samples=1, transparent=False, depth=True)[1]
 
     def slabs(self, size: tuple[int, int], sensor_width_mm: float, samples: int,
-              slabs: Iterable[tuple[float, float, list]]) -> Iterator[tuple]:
+              slabs: Iterable[tuple[float, float, list]], noise_threshold: float = 0.0) -> Iterator[tuple]:
         """Per slab (clip start m, clip end m, pixel boxes (x0, y0, x1, y1), rows down): its (H, W, 4)
         premultiplied RGBA, planar depth, object pass index, and the clip range as the camera holds it
         (float32), on a canvas of `size` (width, height) with the same pixel pitch as the frame (an
@@ -44,12 +44,20 @@ class SlabTracer(SceneRenderer):
         scene.render.resolution_x, scene.render.resolution_y = size
         data.sensor_width = sensor_width_mm
         _cull_back_faces_for_camera(self.plan["objects"])
-        for clip_start, clip_end, boxes in slabs:
-            data.clip_start, data.clip_end = clip_start, clip_end
-            # Trace only where the slab's objects can project.
-            _set_border(scene, boxes, size)
-            yield *self._pass(samples=samples, transparent=True, depth=True), (data.clip_start, data.clip_end)
-        _set_border(scene, None, size)
+        # Each slab is traced once for the whole sweep, so pixels that stop early (adaptive sampling) keep
+        # one noise pattern in every frame; the frames of the Cycles engine cannot (renderer.py).
+        scene.cycles.use_adaptive_sampling = noise_threshold > 0
+        scene.cycles.adaptive_threshold = noise_threshold
+        scene.cycles.adaptive_min_samples = max(4, samples // 4)   # measured: Cycles' automatic minimum left 32-sample slabs as they were
+        try:
+            for clip_start, clip_end, boxes in slabs:
+                data.clip_start, data.clip_end = clip_start, clip_end
+                # Trace only where the slab's objects can project.
+                _set_border(scene, boxes, size)
+                yield *self._pass(samples=samples, transparent=True, depth=True), (data.clip_start, data.clip_end)
+        finally:
+            _set_border(scene, None, size)
+            scene.cycles.use_adaptive_sampling = False
 
     def _pass(self, samples: int, transparent: bool, depth: bool) -> tuple:
         """One pinhole render: (H, W, 4) premultiplied RGBA and, if asked, (H, W) planar depth and

@@ -54,7 +54,9 @@ def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None
                                                     "pixel_filter_px", "seed", "layered_slabs",
                                                     "layered_tolerance_px", "layered_samples",
                                                     "layered_visibility_samples")}
-        | {"exposure": 0.0},
+        | {"exposure": 0.0}
+        # only when set, so that plans (and content hashes) made without it are unchanged
+        | ({"layered_noise_threshold": t} if (t := recipe["render"]["layered_noise_threshold"]) > 0 else {}),
         "world": {"color": [1.0, 1.0, 1.0], "strength": float(rng.uniform(*scene["ambient"]))},
         "lights": [_sun(rng, scene)],
         "objects": objects,

@@ -87,6 +87,10 @@ SCHEMA: dict[str, Any] = {
         "layered_tolerance_px": Key(float, 0.5, 0.01, 100.0, lo_open=True,
                                     doc="layered engine: largest blur-diameter error per slab"),
         "layered_samples": Key(int, 32, 1, 65536, doc="layered engine: Cycles samples per slab"),
+        "layered_noise_threshold": Key(float, 0.0025, 0.0, 1.0,
+                                       doc="layered engine: Cycles adaptive-sampling noise threshold of the "
+                                           "slabs (at least a quarter of layered_samples, at most all); "
+                                           "0 = every pixel gets them all"),
         "layered_visibility_samples": Key(int, 64, 0, 1024,
                                           doc="layered engine: aperture points for occlusion between "
                                               "blurred objects; 0 = plain over"),

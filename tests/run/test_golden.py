@@ -4,7 +4,10 @@ only `schema_version`, the recipe's `corpus.event_compression` and, from issue 1
 recipe without `corpus.scenes`, and from issue 16 the recipe's `sensors.events.nonideal` and `rgb_camera`
 tables, all off, are new; every dataset is bit-identical to the earlier records). Re-recorded for issue
 18's layered compositor 2 (`render_json.layered_compositor`): frames, events and spikes change by the
-compositor's interpolation (far below its error against Cycles, docs/layered.md). A change that alters the
+compositor's interpolation (far below its error against Cycles, docs/layered.md). Re-recorded for the
+slabs' adaptive sampling (`render.layered_noise_threshold = 0.0025`, recorded in `plan_json` and
+`render_json`; the same mean PSNR against Cycles, docs/layered.md); the depth-clipped slab borders and
+ISA-L-deflated frames before it left these hashes unchanged. A change that alters the
 data must bump the model or schema version and re-record them here (`make test-all` runs this)."""
 from pathlib import Path
 
@@ -16,10 +19,10 @@ from nfs_synth.cli import generate_main
 QUICK = Path(__file__).resolve().parents[2] / "recipes" / "quick.toml"
 
 RECORDED = {  # recipes/quick.toml, bpy 5.0.1, layered engine
-    0: "0472a27ae21d08a8b5d8a728bb81901da9365aaf1ec22bf6d4a04d1633cd3a98",
-    1: "6dd5be615d8f0d14294f88eee318ef78d6c7ac9390dc5df78e0842b2c52a5d6a",
-    2: "acd0838457985193f92d4f038762bc304f5e3da6a71b113c2528665f7b19912a",
-    3: "eeb2ef39129d5f0c5668478cb584ca50f664fc0074814452ff9a291151f0ed6d",
+    0: "3f4651bccfda1975f0371f44091df7caeb127632ac44cad0e9c6a691e9ad4fe8",
+    1: "84800acec6322aa20eff4a6aec5260a93cfb28cc81e843b4b2f7f787f63acab7",
+    2: "25de5d1636125efd3dbf85180a00c16bb722d0b509e400674707f6186cf94a51",
+    3: "ae87b74f058e88819f3092a9bc0415e962ca8556400742cf6a83fc4ddbeb8fd5",
 }
 
 

@@ -48,6 +48,10 @@ class LayeredRenderer:
         samples = _count(render, "layered_samples", 32)
         visibility = _count(render, "layered_visibility_samples", 0)  # absent in plans made before it
         tolerance = render.get("layered_tolerance_px", 0.5)
+        threshold = render.get("layered_noise_threshold", 0.0)   # absent in plans made before it
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise LayeredSettingsError(f"render.layered_noise_threshold must be in [0, 1], got {threshold!r}")
+        self._noise_threshold = float(threshold)
         if samples < 1 or slabs > MAX_SLABS:
             raise LayeredSettingsError(f"render.layered_samples must be >= 1 and render.layered_slabs "
                                        f"<= {MAX_SLABS}; got {samples} and {slabs}")
@@ -93,6 +97,7 @@ class LayeredRenderer:
         self.settings = {
             "engine": "layered", "layered_slabs": count, "layered_tolerance_px": tolerance,
             "layered_samples": samples, "layered_visibility_samples": visibility,
+            "layered_noise_threshold": self._noise_threshold,
             "layered_slab_edges_diopter": self._edges.tolist(),
             "layered_max_blur_error_px": 0.5 * self._ppd * (self._edges[0] - self._edges[1]),
             "layered_overscan_px": self._margin,
@@ -158,7 +163,8 @@ class LayeredRenderer:
             boxes = [box for c in corners if (box := box_within_depths(c, *clip, cam, size)) is not None]
             if boxes:  # else no object reaches this depth range: nothing to trace
                 todo.append((*clip, boxes))
-        traced = self._tracer.slabs(size, cam["sensor_width_mm"] * size[0] / cam["width"], self._samples, todo)
+        traced = self._tracer.slabs(size, cam["sensor_width_mm"] * size[0] / cam["width"], self._samples, todo,
+                                    self._noise_threshold)
         pieces = []
         for rgba, depth, ids, clip in traced:
             pieces += split_by_object(rgba, depth, ids, clip)
