@@ -106,7 +106,11 @@ class RigSource(SceneSource):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self.rig = RigFile(self.h5, self.path)
+        try:
+            self.rig = RigFile(self.h5, self.path)
+        except SceneFileError:
+            self.close()
+            raise
         self.timestamps, self.shape = self.rig.times, self.rig.captures.shape[:3]
 
     def frame(self, i: int, ys: slice, xs: slice) -> np.ndarray:
