@@ -328,14 +328,16 @@ class SlabStack:
             yield from (self._frame(f, f_number_scale, keys, blur_keys) for f in focus_m)
             return
         with ThreadPoolExecutor(self.workers, initializer=self.pool_cpu.register) as pool:
-            pending = deque()
-            for f in focus_m:
-                pending.append(pool.submit(self._frame, f, f_number_scale, keys, blur_keys))
-                if len(pending) > self.workers:  # bounded look-ahead: memory stays a few frames
+            try:
+                pending = deque()
+                for f in focus_m:
+                    pending.append(pool.submit(self._frame, f, f_number_scale, keys, blur_keys))
+                    if len(pending) > self.workers:  # bounded look-ahead: memory stays a few frames
+                        yield pending.popleft().result()
+                while pending:
                     yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-            self.pool_cpu.retire()     # while the idle threads still exist
+            finally:   # also when the sweep stops early: never read the clock of a thread that has exited
+                self.pool_cpu.retire()
 
     def frame(self, focus_m: float, f_number_scale: float = 1.0) -> np.ndarray:
         """(H, W, 4) premultiplied RGBA focused at planar distance focus_m (inf: at infinity).
