@@ -40,7 +40,31 @@ def build_scene(plan: Mapping, textures: Mapping[str, np.ndarray]) -> bpy.types.
               for tex_id in sorted({o["texture"] for o in plan["objects"]})}
     for i, obj in enumerate(plan["objects"]):
         _object(obj.get("name", f"obj_{i:03d}"), obj, images[obj["texture"]])
+    if "motion" in plan:
+        _animate(scene, cam, plan["motion"], plan["sweep"]["timestamps_us"])
     return cam
+
+
+def _animate(scene, cam: bpy.types.Object, motion: Mapping, timestamps_us) -> None:
+    """Keyframes: frame 0 is the rest pose (all-in-focus and depth), frame i + 1 the sweep's frame i.
+
+    Keys hold exactly at their frames whatever the interpolation; the renderer sets each frame."""
+    rest_us = motion["rest_time_us"]
+    cam.keyframe_insert("rotation_euler", frame=0)
+    cam.keyframe_insert("location", frame=0)
+    for i, (euler, location) in enumerate(zip(motion["camera_rotation_euler_rad"], motion["camera_location_m"])):
+        cam.rotation_euler, cam.location = euler, location
+        cam.keyframe_insert("rotation_euler", frame=i + 1)
+        cam.keyframe_insert("location", frame=i + 1)
+    for name, velocity in motion["object_velocity_m_s"].items():
+        obj = bpy.data.objects[name]
+        rest = np.array(obj.location)
+        obj.keyframe_insert("location", frame=0)
+        for i, t_us in enumerate(timestamps_us):
+            obj.location = rest + np.asarray(velocity) * (t_us - rest_us) * 1e-6
+            obj.keyframe_insert("location", frame=i + 1)
+    scene.frame_start, scene.frame_end = 0, len(timestamps_us)
+    scene.frame_set(0)
 
 
 def _camera(scene, spec: Mapping) -> bpy.types.Object:

@@ -82,8 +82,11 @@ class SceneRenderer:
 
     def sweep(self) -> Iterator[np.ndarray]:
         """One (H, W, 3) float32 linear RGB frame per planned focus distance, in plan order."""
-        for distance in self.plan["sweep"]["focus_distance_m"]:
+        moving = "motion" in self.plan
+        for i, distance in enumerate(self.plan["sweep"]["focus_distance_m"]):
             self._check_open()
+            if moving:   # the keyed camera and objects of frame i (build._animate)
+                self._scene.frame_set(i + 1)
             # Set every frame: all_in_focus() may have run between two frames of this generator.
             dof = self._camera.dof
             dof.use_dof = True
@@ -99,6 +102,8 @@ class SceneRenderer:
         because the Z pass takes one sample per pixel and is noisy under depth of field.
         """
         self._check_open()
+        if "motion" in self.plan:
+            self._scene.frame_set(0)   # the rest pose
         dof = self._camera.dof
         f_number = self.plan["ground_truth"].get("f_number")
         if f_number is None:

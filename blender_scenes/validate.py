@@ -123,6 +123,9 @@ def validate_plan(plan: Mapping, textures: Mapping[str, np.ndarray]) -> None:
         if not isinstance(textures, Mapping) or tex not in textures:
             raise PlanError(f"{path}.texture: no pixels given for texture id {tex!r}")
 
+    if "motion" in plan:
+        _validate_motion(plan["motion"], len(focus), {o.get("name") for o in objects})
+
     for tex_id, pixels in textures.items():
         arr = np.asarray(pixels)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
@@ -132,3 +135,23 @@ def validate_plan(plan: Mapping, textures: Mapping[str, np.ndarray]) -> None:
                             "(divide 8-bit pixels by 255)")
         if not np.all(np.isfinite(arr)):
             raise PlanError(f"textures[{tex_id!r}]: contains NaN or infinite values")
+
+
+def _validate_motion(motion, frames: int, names: set) -> None:
+    """Per frame a camera rotation and location, per moving object a velocity (plan.py's `motion`)."""
+    if not isinstance(motion, Mapping):
+        raise PlanError(f"motion: expected a mapping, got {motion!r}")
+    for key in ("camera_rotation_euler_rad", "camera_location_m"):
+        path = _get(motion, key, f"motion.{key}")
+        if not isinstance(path, (list, tuple)) or len(path) != frames:
+            raise PlanError(f"motion.{key}: expected {frames} entries, one per frame")
+        for i, value in enumerate(path):
+            _vector(value, f"motion.{key}[{i}]")
+    velocity = _get(motion, "object_velocity_m_s", "motion.object_velocity_m_s")
+    if not isinstance(velocity, Mapping):
+        raise PlanError("motion.object_velocity_m_s: expected a mapping from object name to velocity")
+    for name, value in velocity.items():
+        if name not in names:
+            raise PlanError(f"motion.object_velocity_m_s: no object named {name!r}")
+        _vector(value, f"motion.object_velocity_m_s[{name!r}]")
+    _number(_get(motion, "rest_time_us", "motion.rest_time_us"), "motion.rest_time_us")

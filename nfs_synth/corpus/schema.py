@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import hdf5plugin
 
+from nfs_synth.scene.motion import enabled as motion_enabled
+
 # 2: frames, maps, timestamps, events and spikes in HDF5's built-in filters (schema 1: Blosc zstd
 # everywhere, which only readers that load hdf5plugin could open). The datasets are the same.
 SCHEMA_VERSION = 2
@@ -155,6 +157,16 @@ DATASETS = (
     Dataset(("rgb/to_sensor",), (3, 3), "float64",
             "homography from RGB pixel to neuromorphic-sensor pixel coordinates (pixel centres at integers)",
             "rgb"),
+    Dataset(("motion/camera_rotation_euler_rad",), ("T", 3), "float64",
+            "motion (`[motion]`): the camera's Blender XYZ Euler rotation at each frame; the rest pose (0) "
+            "renders all_in_focus and depth_m; group attrs: the recipe's motion keys, `rest_time_us`, "
+            "`object_velocity_json` (m/s per moving object, at its planned place at `rest_time_us`)", "motion",
+            filter=STORED),
+    Dataset(("motion/camera_location_m",), ("T", 3), "float64", "the camera's location at each frame", "motion",
+            filter=STORED),
+    Dataset(("motion/rest_to_frame",), ("T", 3, 3), "float64",
+            "homography from the rest pose's pixels to frame i's (pixel centres at integers): the camera's "
+            "rotation, exact where neither the camera's location nor an object moves", "motion", filter=STORED),
 )
 
 
@@ -194,7 +206,8 @@ def parts_written(recipe: dict) -> list[str]:
     """The dataset parts a scene file made from `recipe` holds: the sensors and the RGB camera are optional."""
     sensors = [s for s in ("events", "spikes") if recipe["sensors"][s]["enabled"]]
     rgb = ["rgb"] if recipe.get("rgb_camera", {}).get("enabled") else []
-    return ["sweep", "camera", *sensors, *rgb]
+    moving = ["motion"] if "motion" in recipe and motion_enabled(recipe["motion"]) else []
+    return ["sweep", "camera", *sensors, *rgb, *moving]
 
 
 BY_PATH = dict(datasets())

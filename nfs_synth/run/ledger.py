@@ -45,7 +45,7 @@ def check_recipe(out_dir: str | Path, recipe: dict) -> bool:
     complete = any(e["status"] == "complete" for e in existing["scenes"])
     if not complete and not any(SCENE_FILE.fullmatch(p.name) for p in (out_dir / "scenes").glob("scene_*.h5")):
         return True
-    differ = sorted(_differences(existing["recipe"], recipe))
+    differ = sorted(_differences(existing["recipe"], json.loads(to_json(recipe))))
     had, wants = existing["recipe"]["corpus"]["scenes"], recipe["corpus"]["scenes"]
     if differ == ["corpus.scenes"] and wants > had:
         return False

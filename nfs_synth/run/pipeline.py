@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from nfs_synth.render import engines
-from nfs_synth.scene import optics, plan as plans, seeds, textures
+from nfs_synth.scene import motion, optics, plan as plans, seeds, textures
 from nfs_synth.corpus.scene_file import SceneWriter, content_hash, scene_name, set_wall_clock_attrs
 from nfs_synth.sensors import rgb_camera
 from nfs_synth.run.stages import StageClock
@@ -106,6 +106,17 @@ class RgbCameraOutput:
         return self._view(frame)
 
 
+def write_motion(out: SceneWriter, plan: dict, cfg: dict) -> None:
+    """The camera's path and the rest-to-frame homographies (sensor pixels) of a scene with motion."""
+    move = plan["motion"]
+    out.h5.create_group("motion").attrs.update(cfg | {"rest_time_us": move["rest_time_us"],
+                                                       "object_velocity_json": json.dumps(move["object_velocity_m_s"],
+                                                                                          sort_keys=True)})
+    out.write_array("motion/camera_rotation_euler_rad", np.asarray(move["camera_rotation_euler_rad"]), "rad")
+    out.write_array("motion/camera_location_m", np.asarray(move["camera_location_m"]), "m")
+    out.write_array("motion/rest_to_frame", motion.homographies(plan), "px")
+
+
 def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = None,
                  texture_refs: list[dict] | None = None, on_frame=None) -> dict:
     """Plan, render and simulate scene `index` into `path` (atomic). Returns its manifest entry.
@@ -143,6 +154,8 @@ def render_scene(recipe: dict, index: int, path: Path, *, threads: int | None = 
             out.write_array("camera/K", optics.intrinsics(width, height, cam["focal_length_mm"],
                                                           cam["sensor_width_mm"]), "px")
             out.h5["camera"].attrs.update({k: v for k, v in cam.items()})
+            if "motion" in plan:
+                write_motion(out, plan, recipe["motion"])
             rgb = RgbCameraOutput(recipe, index, out, len(stamps), height, width) if rgb_on else None
         with clock.stage("render_aif"):
             aif, depth = renderer.all_in_focus()

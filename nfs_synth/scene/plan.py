@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from blender_scenes.plan_format import PLAN_VERSION
-from nfs_synth.scene import optics, seeds, textures
+from nfs_synth.scene import motion, optics, seeds, textures
 from nfs_synth.errors import UsageError
 
 # Objects stay this far (in diopters, as a share of the sweep) in front of the background.
@@ -40,7 +40,8 @@ def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None
     objects = _sample_objects(rng, recipe, refs, texture_id)
     objects.append(_background(recipe, textures.pick(tex_cfg, refs, rng), texture_id))
     gt_n = recipe["ground_truth"]["f_number"]
-    return {
+    engine, fallback = motion.engine_for(recipe)
+    plan = {
         "version": PLAN_VERSION,
         "scene_index": int(index),
         "seed": int(recipe["corpus"]["seed"]),
@@ -50,11 +51,12 @@ def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None
         "sweep": {"focus_distance_m": focus.tolist(), "timestamps_us": stamps.tolist(),
                   "schedule": sweep["schedule"]},
         "ground_truth": {"f_number": gt_n if gt_n > 0 else None},
-        "render": {k: recipe["render"][k] for k in ("engine", "samples", "denoise", "max_bounces",
+        "render": {k: recipe["render"][k] for k in ("samples", "denoise", "max_bounces",
                                                     "pixel_filter_px", "seed", "layered_slabs",
                                                     "layered_tolerance_px", "layered_samples",
                                                     "layered_visibility_samples")}
-        | {"exposure": 0.0}
+        | {"engine": engine, "exposure": 0.0}
+        | ({"engine_fallback": fallback} if fallback else {})
         # only when set, so that plans (and content hashes) made without it are unchanged
         | ({"layered_noise_threshold": t} if (t := recipe["render"]["layered_noise_threshold"]) > 0 else {}),
         "world": {"color": [1.0, 1.0, 1.0], "strength": float(rng.uniform(*scene["ambient"]))},
@@ -62,6 +64,10 @@ def sample_plan(recipe: dict, index: int, texture_refs: list[dict] | None = None
         "objects": objects,
         "textures": tex_table,
     }
+    if motion.enabled(recipe["motion"]):   # only when on, so that plans without it are unchanged
+        plan["motion"] = motion.sample_motion(recipe["motion"], recipe["corpus"]["seed"], index, plan["camera"],
+                                              stamps, objects)
+    return plan
 
 
 def _sample_objects(rng, recipe, refs, texture_id) -> list[dict]:

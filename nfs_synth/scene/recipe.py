@@ -133,6 +133,20 @@ SCHEMA: dict[str, Any] = {
         "misalign_rotation_deg": Key(float, 0.0, 0.0, 10.0, doc="rotation drawn within +- this"),
         "misalign_scale": Key(float, 0.0, 0.0, 0.1, doc="relative magnification drawn within +- this"),
     },
+    # motion during the sweep (scene/motion.py); 0 switches each off
+    "motion": {
+        "shake_px": Key(float, 0.0, 0.0, 50.0,
+                        doc="hand-held shake: RMS image motion of the frame centre over the sweep, sensor pixels "
+                            "(the camera turning about its centre of projection)"),
+        "shake_hz": Key(float, 2.0, 0.05, 100.0, doc="bandwidth of the shake path: std of its Gaussian spectrum"),
+        "shake_roll_deg": Key(float, 0.0, 0.0, 10.0, doc="RMS roll about the optical axis"),
+        "shake_translation_mm": Key(float, 0.0, 0.0, 1000.0,
+                                    doc="RMS camera translation (parallax: rendered with Cycles, also when "
+                                        "render.engine = layered)"),
+        "object_motion_px": Key(float, 0.0, 0.0, 1000.0,
+                                doc="each object moves sideways along a line, up to this many sensor pixels over "
+                                    "the sweep (drawn per object; rendered with Cycles)"),
+    },
     "sensors": {
         "events": {
             "enabled": Key(bool, True),
@@ -349,9 +363,17 @@ def _check_cross_fields(r: dict, source: str, overridden: dict[str, str]) -> Non
             raise RecipeError(f"{overridden.get(key, source)}: '{key}': {err}", key=key) from None
 
 
+# Tables added after corpora were made, recorded only where they differ from their defaults (off): the
+# recipes, manifests and content hashes of corpora made before them stay what they were, and such a
+# corpus can still grow.
+RECORDED_WHEN_SET = ("motion",)
+
+
 def to_json(recipe: dict) -> str:
     """Canonical JSON of a resolved recipe (stored in the manifest)."""
-    return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    recorded = {k: v for k, v in recipe.items()
+                if not (k in RECORDED_WHEN_SET and v == {name: spec.default for name, spec in SCHEMA[k].items()})}
+    return json.dumps(recorded, sort_keys=True, separators=(",", ":"))
 
 
 def scene_recipe_json(recipe: dict) -> str:

@@ -7,7 +7,7 @@ its scene-file attributes record.
 """
 import numpy as np
 
-PLAN, EVENTS, SPIKES, RGB = 0, 1, 2, 3      # per scene
+PLAN, EVENTS, SPIKES, RGB, MOTION = 0, 1, 2, 3, 4      # per scene
 
 
 def scene_seed(seed: int, index: int, stream: int) -> np.random.SeedSequence:

@@ -7,10 +7,12 @@ Method, limits and figures: docs/layered.md.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from time import perf_counter
 
+import cv2
 import numpy as np
 
 from blender_scenes import SlabTracer
@@ -19,10 +21,33 @@ from nfs_synth.errors import LayeredSettingsError
 from nfs_synth.render.layered.slabs import (FILTER_MARGIN_PX, box_within_depths, object_corners, slab_count, slab_edges,
                                             split_by_object)
 from nfs_synth.render.layered.stack import SlabStack
+from nfs_synth.scene import motion
 from nfs_synth.scene.optics import blur_diameter_px, check_layered_apertures
 
 MAX_SLABS = 4096
 COMPOSITOR_VERSION = 2
+
+
+def _shake_warps(plan: Mapping) -> np.ndarray | None:
+    """Per frame the rest-to-frame homography of a shaken camera; None without motion. Parallax (a
+    moving centre of projection or object) is refused: the planner renders such scenes with Cycles."""
+    if "motion" not in plan:
+        return None
+    move = plan["motion"]
+    if np.any(move["camera_location_m"]) or any(np.any(v) for v in move["object_velocity_m_s"].values()):
+        raise LayeredSettingsError("the layered engine renders camera rotation only; camera translation "
+                                   "(motion.shake_translation_mm) and moving objects (motion.object_motion_px) "
+                                   "need render.engine = 'cycles'")
+    return motion.homographies(plan)
+
+
+def _shake_overscan_px(warps: np.ndarray, width: int, height: int) -> int:
+    """Pixels past the frame's edges that some shaken frame reads, plus the interpolation's 4 taps."""
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]], float).T
+    rest = np.linalg.inv(warps) @ corners                     # (T, 3, 4) rest-pose points the corners read
+    x, y = rest[:, 0] / rest[:, 2], rest[:, 1] / rest[:, 2]
+    past = max(0.0, float(-x.min()), float(x.max() - (width - 1)), float(-y.min()), float(y.max() - (height - 1)))
+    return int(math.ceil(past)) + 4
 
 
 def _count(render: Mapping, key: str, default: int) -> int:
@@ -58,6 +83,7 @@ class LayeredRenderer:
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
             raise LayeredSettingsError(f"render.layered_tolerance_px must be > 0, got {tolerance!r}")
         self.plan = plan
+        self._warps = _shake_warps(plan)
         self._tracer = SlabTracer(plan, textures, threads=threads)
         self.timings = self._tracer.timings
         try:
@@ -89,6 +115,8 @@ class LayeredRenderer:
         self._focus_range = (float(focus_d.min()), float(focus_d.max()))
         worst = max(abs(self._centres - d).max() for d in self._focus_range)
         self._margin = int(math.ceil(0.5 * self._ppd * worst)) + FILTER_MARGIN_PX
+        if self._warps is not None:   # a shaken frame also sees what lies past the rest pose's edges
+            self._margin += _shake_overscan_px(self._warps, cam["width"], cam["height"])
         self._samples, self._visibility = samples, visibility
         self._stack: SlabStack | None = None
         world = self.plan["world"]
@@ -110,13 +138,13 @@ class LayeredRenderer:
     def sweep(self) -> Iterator[np.ndarray]:
         """One (H, W, 3) float32 linear RGB frame per planned focus distance, in plan order."""
         frames = self._slab_stack().frames(self.plan["sweep"]["focus_distance_m"])
-        while True:
+        for i in itertools.count():
             self._tracer._check_open()
             start = perf_counter()
             rgba = next(frames, None)
             if rgba is None:
                 return
-            rgb = self._with_world(rgba)
+            rgb = self._with_world(rgba) if self._warps is None else self._over_world(self._shaken(rgba, self._warps[i]))
             self.timings["composite"] += perf_counter() - start
             yield rgb
 
@@ -137,11 +165,23 @@ class LayeredRenderer:
         return rgb
 
     def _with_world(self, rgba: np.ndarray) -> np.ndarray:
-        """A composite (overscanned RGBA) cropped to the frame, over the world's uniform colour (what
-        every slab leaves uncovered shows the world; blur keeps it uniform)."""
+        """A composite (overscanned RGBA) cropped to the frame, over the world's uniform colour."""
         m, cam = self._margin, self.plan["camera"]
-        rgba = rgba[m:m + cam["height"], m:m + cam["width"]]
+        return self._over_world(rgba[m:m + cam["height"], m:m + cam["width"]])
+
+    def _over_world(self, rgba: np.ndarray) -> np.ndarray:
+        """What every slab leaves uncovered shows the world (blur keeps it uniform)."""
         return rgba[..., :3] + (1.0 - rgba[..., 3:]) * self._world
+
+    def _shaken(self, rgba: np.ndarray, rest_to_frame: np.ndarray) -> np.ndarray:
+        """The frame of a camera turned about its centre of projection: the rest pose's overscanned
+        composite through the rotation's homography. Lanczos (8 x 8 taps) interpolates the band-limited
+        render without the up-to-half-pixel blur of a bilinear read."""
+        m, cam = self._margin, self.plan["camera"]
+        frame_to_canvas = np.array([[1.0, 0, m], [0, 1.0, m], [0, 0, 1.0]]) @ np.linalg.inv(rest_to_frame)
+        out = cv2.warpPerspective(rgba, frame_to_canvas, (cam["width"], cam["height"]),
+                                  flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        return np.clip(out, 0.0, None, out=out)   # no negative light or coverage from the taps' ringing
 
     def _slab_stack(self) -> SlabStack:
         self._tracer._check_open()
