@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from nfs_synth.scene import seeds
+from nfs_synth.scene import optics, seeds
 
 # Random Fourier features per component of the shake path: a stationary Gaussian process whose
 # spectrum is a Gaussian of standard deviation `shake_hz` (smooth, the slow wander of a hand).
@@ -79,35 +79,20 @@ def sample_motion(cfg: dict, corpus_seed: int, index: int, camera: dict, timesta
         speed = length_px * -obj["location_m"][2] / fpx / duration
         velocity[obj["name"]] = [speed * math.cos(angle), speed * math.sin(angle), 0.0]
     return {"camera_rotation_euler_rad": rotation.tolist(), "camera_location_m": location.tolist(),
-            "object_velocity_m_s": velocity, "rest_time_us": float(0.5 * (t[0] + t[-1]) * 1e6),
-            "shake_hz": cfg["shake_hz"]}
-
-
-def euler_matrix(euler_xyz) -> np.ndarray:
-    """Blender's XYZ Euler rotation: x first, then y, then z (world = R @ local)."""
-    x, y, z = euler_xyz
-    cx, sx, cy, sy, cz, sz = math.cos(x), math.sin(x), math.cos(y), math.sin(y), math.cos(z), math.sin(z)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+            "object_velocity_m_s": velocity, "rest_time_us": float(0.5 * (t[0] + t[-1]) * 1e6)}
 
 
 def rest_to_frame(camera: dict, euler_xyz) -> np.ndarray:
     """3x3 homography from pixel coordinates of the rest pose to those of a camera turned by `euler_xyz`
     about its centre of projection (pixel centres at integers, rows down)."""
-    w, h = camera["width"], camera["height"]
-    fpx = camera["focal_length_mm"] / camera["sensor_width_mm"] * w
-    k = np.array([[fpx, 0.0, w / 2 - 0.5], [0.0, fpx, h / 2 - 0.5], [0.0, 0.0, 1.0]])
-    turn = _CV_FROM_BLENDER @ euler_matrix(euler_xyz).T @ _CV_FROM_BLENDER
+    k = optics.intrinsics(camera["width"], camera["height"], camera["focal_length_mm"], camera["sensor_width_mm"])
+    k[:2, 2] -= 0.5                      # pixel centres at integers
+    turn = _CV_FROM_BLENDER @ optics.euler_matrix(euler_xyz).T @ _CV_FROM_BLENDER
     return k @ turn @ np.linalg.inv(k)
 
 
 def homographies(plan: dict) -> np.ndarray:
-    """(T, 3, 3) `rest_to_frame` of every frame of a plan (identity without motion)."""
-    frames = len(plan["sweep"]["timestamps_us"])
-    if "motion" not in plan:
-        return np.broadcast_to(np.eye(3), (frames, 3, 3)).copy()
+    """(T, 3, 3) `rest_to_frame` of every frame of a plan with motion."""
     return np.stack([rest_to_frame(plan["camera"], e) for e in plan["motion"]["camera_rotation_euler_rad"]])
 
 

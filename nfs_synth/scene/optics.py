@@ -7,6 +7,8 @@ we follow the renderer so that blur sizes predicted here are the ones in the fra
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nfs_synth.errors import LayeredSettingsError, UsageError
@@ -62,6 +64,15 @@ def focus_schedule(near_m: float, far_m: float, frames: int, schedule: str = "un
 def frame_timestamps_us(frames: int, duration_s: float) -> np.ndarray:
     """Integer-microsecond times of the sweep frames, the first at 0 and the last at `duration_s`."""
     return np.rint(np.linspace(0.0, duration_s * 1e6, frames)).astype(np.int64)
+
+
+def euler_matrix(euler_xyz) -> np.ndarray:
+    """Blender's XYZ Euler rotation: x first, then y, then z (world = R @ local)."""
+    x, y, z = euler_xyz
+    rx = np.array([[1, 0, 0], [0, math.cos(x), -math.sin(x)], [0, math.sin(x), math.cos(x)]])
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rz = np.array([[math.cos(z), -math.sin(z), 0], [math.sin(z), math.cos(z), 0], [0, 0, 1]])
+    return rz @ ry @ rx
 
 
 def intrinsics(width: int, height: int, focal_length_mm: float, sensor_width_mm: float) -> np.ndarray:

@@ -10,6 +10,7 @@ from scipy.ndimage import distance_transform_edt
 
 from blender_scenes.plan_format import PRIMITIVE_HALF_EXTENTS
 from nfs_synth.errors import LayeredSettingsError
+from nfs_synth.scene.optics import euler_matrix
 
 FILTER_MARGIN_PX = 2  # the pixel filter reaches a little past the blur radius
 
@@ -39,11 +40,7 @@ def object_corners(spec: Mapping) -> np.ndarray:
     looking down -z (planar depth = -z)."""
     half = np.array(PRIMITIVE_HALF_EXTENTS[spec["primitive"]]) * np.abs(spec["scale"])
     corners = half * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
-    ax, ay, az = spec["rotation_euler_rad"]
-    rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
-    ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
-    rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
-    return corners @ (rz @ ry @ rx).T + spec["location_m"]  # Blender's XYZ Euler: X first
+    return corners @ euler_matrix(spec["rotation_euler_rad"]).T + spec["location_m"]
 
 
 def _pixel_box(points: np.ndarray, cam: Mapping, size: tuple[int, int]) -> tuple:
