@@ -305,6 +305,45 @@ def test_sweep_interpolates_the_visibility_correction_between_keys(monkeypatch):
     assert correction > 0.05 and error < 0.25 * correction
 
 
+def _objects_across_a_view_edge(h=72, w=80):
+    """An object in two pieces (one group) and a striped one behind it, both reaching past (9..63, 7..67),
+    and one right of the view."""
+    near, cut, aside, back = (np.zeros((h, w, 4), np.float32) for _ in range(4))
+    near[2:40, 3:30] = (0.9, 0.2, 0.1, 1.0)
+    cut[40:60, 3:30] = (0.8, 0.3, 0.1, 1.0)
+    aside[30:40, 74:80] = (0.2, 0.2, 0.9, 1.0)
+    stripes = 0.5 + 0.5 * np.sin(np.arange(w) * 2 * np.pi / 7)
+    back[10:70, 20:78, 1], back[10:70, 20:78, 3] = stripes[20:78], 1.0
+    return np.stack([near, cut, aside, back]), [2.0, 1.9, 1.0, 0.6], [1, 1, 3, 2]
+
+
+def test_a_view_composites_exactly_the_canvas_cut_to_it(monkeypatch):
+    # The renderer's overscan margin is there for the blur only: a stack's frames of a view are its
+    # canvas frames cut to the view, bit for bit, where blur carries content from past the view's
+    # edges into it, pieces of one object fill their seam and the visibility correction works on a
+    # grid twice coarser (an odd view offset: the coarse grid's pixels straddle the view's edge).
+    monkeypatch.setattr(lc, "VISIBILITY_PX_PER_DIOPTER", 15.0)
+    slabs, diopters, groups = _objects_across_a_view_edge()
+    view = (9, 63, 7, 67)
+    kw = dict(groups=groups, visibility_samples=16)
+    canvas, cut = SlabStack(slabs, diopters, 30.0, (0.5, 2.0), **kw), SlabStack(slabs, diopters, 30.0, (0.5, 2.0),
+                                                                              view=view, **kw)
+    assert cut._visibility_data[0]["step"] == 2
+    focus = list(1.0 / np.linspace(0.5, 2.0, 24))
+    whole = [f[9:63, 7:67] for f in canvas.frames(focus)]
+    assert all(np.array_equal(a, b) for a, b in zip(whole, cut.frames(focus)))
+    for f in (0.55, 1.0, 1.9):
+        assert np.array_equal(canvas.frame(f)[9:63, 7:67], cut.frame(f))
+        assert np.abs(canvas.frame(f) - SlabStack(slabs, diopters, 30.0, (0.5, 2.0), groups=groups).frame(f)).max() > 0.01
+    # the correction skips rows of its pieces' zeros, which add nothing: the same as reading every row
+    monkeypatch.setattr(lc, "_row_spans", lambda nonzero: np.tile([0, nonzero.shape[1]], (len(nonzero), 1)))
+    every_row = SlabStack(slabs, diopters, 30.0, (0.5, 2.0), **kw)
+    assert all(np.array_equal(every_row.frame(f), canvas.frame(f)) for f in (0.55, 1.0, 1.9))
+    for bad in ((0, 0, 0, 80), (-1, 72, 0, 80), (0, 73, 0, 80), (10, 5, 0, 80)):
+        with pytest.raises(LayeredSettingsError, match="view"):
+            SlabStack(slabs, diopters, 30.0, (0.5, 2.0), view=bad)
+
+
 def test_empty_slabs_cost_nothing_and_bad_input():
     h = w = 16
     slabs = np.stack([np.zeros((h, w, 4), np.float32), opaque(h, w, 0.5)])

@@ -1,26 +1,29 @@
 """The compositor's numba loops: premultiplied "over" with pieces of one object adding up, seam filling,
-and the per-aperture-point visibility correction."""
+and the per-aperture-point visibility correction.
+
+A blurred piece is given as lo, hi and t: lo + t * (hi - lo) (blurs at two key diameters mixed; lo is hi
+for an exact blur), (channels, h, w), its pixel (0, 0) at (y0, x0) of the canvas; what lies off the
+canvas is cut.
+"""
 import math
 
 import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _at(lo, hi, t, c, i, j):
-    """Channel c of a blurred piece at (i, j): lo, or lo and hi (blurs at two key diameters) mixed by t."""
-    return lo[c, i, j] + t * (hi[c, i, j] - lo[c, i, j])
-
-
 @njit(cache=True, nogil=True)
 def accumulate_seam(lo, hi, t, y0, x0, sums):
-    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4);
-    the piece is lo mixed with hi by t (see `_at`)."""
-    for i in range(lo.shape[1]):
-        for j in range(lo.shape[2]):
-            alpha = max(_at(lo, hi, t, 3, i, j), np.float32(0.0))
-            sums[0, y0 + i, x0 + j] += alpha
-            sums[1, y0 + i, x0 + j] += alpha * min(max(_at(lo, hi, t, 4, i, j), np.float32(0.0)), np.float32(1.0))
+    """Add a blurred piece's coverage and its coverage-weighted silhouette blur (channels 3 and 4) at
+    (y0, x0) of `sums`."""
+    j0 = max(0, -x0)
+    j1 = max(min(lo.shape[2], sums.shape[2] - x0), j0)  # (as in `add_piece`)
+    for i in range(max(0, -y0), min(lo.shape[1], sums.shape[1] - y0)):
+        cover, silhouette = sums[0, y0 + i, x0 + j0:x0 + j1], sums[1, y0 + i, x0 + j0:x0 + j1]
+        l3, l4, h3, h4 = lo[3, i, j0:j1], lo[4, i, j0:j1], hi[3, i, j0:j1], hi[4, i, j0:j1]
+        for j in range(j1 - j0):  # 1-D views, as in `add_piece`
+            alpha = max(l3[j] + t * (h3[j] - l3[j]), np.float32(0.0))
+            cover[j] += alpha
+            silhouette[j] += alpha * min(max(l4[j] + t * (h4[j] - l4[j]), np.float32(0.0)), np.float32(1.0))
 
 
 @njit(cache=True, nogil=True)
@@ -36,47 +39,71 @@ def seam_gain(sums, min_cover, max_gain):
     return gain
 
 
-@njit(cache=True, inline="always")
-def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
-    """Composite one premultiplied pixel (alpha >= 0) at (y, x) behind what is there; cover is its
-    group's coverage so far (see `add_piece`). Of its alpha, only the room its group has left
-    counts (all of it scaled down if it would overfill): transmit / room is the transmittance of the
-    other groups in front, and the group's new room is room - alpha or 0."""
-    room = max(np.float32(1.0) - cover[y, x], np.float32(0.0))
+@njit(cache=True, inline="always", error_model="numpy")
+def _over(alpha, transmit, cover):
+    """Composite one premultiplied pixel of coverage alpha >= 0 behind what is there, given the
+    transmittance and its group's coverage so far there (see `add_piece`): the weight of its colour,
+    and the new transmittance and coverage. Of its alpha, only the room its group has left counts
+    (all of it scaled down if it would overfill): transmit / room is the transmittance of the other
+    groups in front, and the group's new room is room - alpha or 0."""
+    room = max(np.float32(1.0) - cover, np.float32(0.0))
     # Branch-free (a select), so that loops over pixels vectorise; 0 once the group covers the pixel.
-    weight = transmit[y, x] / max(room, alpha) if room > np.float32(1e-6) else np.float32(0.0)
+    weight = transmit / max(room, alpha) if room > np.float32(1e-6) else np.float32(0.0)
+    return weight, max(transmit - alpha * weight, np.float32(0.0)), cover + min(alpha, room)  # 0 once overfilled
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _add_px(r, g, b, alpha, out, y, x, transmit, cover):
+    """`_over` at (y, x) of (4, h, w) `out` and (h, w) `transmit` and `cover`."""
+    weight, transmit[y, x], cover[y, x] = _over(alpha, transmit[y, x], cover[y, x])
     out[0, y, x] += r * weight
     out[1, y, x] += g * weight
     out[2, y, x] += b * weight
-    transmit[y, x] = max(transmit[y, x] - alpha * weight, np.float32(0.0))  # 0 once overfilled
-    cover[y, x] += min(alpha, room)
 
 
-@njit(cache=True, nogil=True)
+# error_model="numpy": no zero-division check, so that the loop over a row vectorises (the division
+# it guards against is never selected)
+@njit(cache=True, nogil=True, error_model="numpy")
 def add_piece(lo, hi, t, y0, x0, out, transmit, cover, gain):
-    """Composite one blurred piece (4 or more, h, w), at (y0, x0) of the canvas, behind what is there,
-    its premultiplied RGBA scaled by `gain` (canvas-sized); the piece is lo mixed with hi by t (`_at`).
+    """Composite one blurred piece (4 or more channels) behind what is there, its premultiplied RGBA
+    scaled by `gain` (canvas-sized).
 
     Pieces of one group (one object, sharing `cover`) add up until its coverage is full; other groups
     in front attenuate the piece multiplicatively ("over"), transmit / room being exactly the
     transmittance of the other groups.
     """
-    for i in range(lo.shape[1]):
-        for j in range(lo.shape[2]):
-            y, x = y0 + i, x0 + j
-            g = gain[y, x]
-            alpha = max(_at(lo, hi, t, 3, i, j) * g, np.float32(0.0))
-            _add_px(_at(lo, hi, t, 0, i, j) * g, _at(lo, hi, t, 1, i, j) * g, _at(lo, hi, t, 2, i, j) * g,
-                    alpha, out, y, x, transmit, cover)
+    j0 = max(0, -x0)
+    j1 = max(min(lo.shape[2], out.shape[2] - x0), j0)  # (a negative bound would count from the end)
+    for i in range(max(0, -y0), min(lo.shape[1], out.shape[1] - y0)):
+        y, a, b = y0 + i, x0 + j0, x0 + j1
+        # one canvas row at a time, as 1-D views: the loop over its pixels vectorises
+        _add_row(lo[0, i, j0:j1], lo[1, i, j0:j1], lo[2, i, j0:j1], lo[3, i, j0:j1],
+                 hi[0, i, j0:j1], hi[1, i, j0:j1], hi[2, i, j0:j1], hi[3, i, j0:j1], t,
+                 gain[y, a:b], out[0, y, a:b], out[1, y, a:b], out[2, y, a:b], transmit[y, a:b], cover[y, a:b])
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _add_row(l0, l1, l2, l3, h0, h1, h2, h3, t, gain, r, g, b, transmit, cover):
+    """`_over` along a row, the piece's channels mixed by t and scaled by gain."""
+    for j in range(l0.shape[0]):
+        k = gain[j]
+        alpha = max((l3[j] + t * (h3[j] - l3[j])) * k, np.float32(0.0))
+        weight, transmit[j], cover[j] = _over(alpha, transmit[j], cover[j])
+        r[j] += (l0[j] + t * (h0[j] - l0[j])) * k * weight
+        g[j] += (l1[j] + t * (h1[j] - l1[j])) * k * weight
+        b[j] += (l2[j] + t * (h2[j] - l2[j])) * k * weight
 
 
 @njit(cache=True, nogil=True)
-def visibility_correction(flat, offset, size, origin, box, group, groups, diameter, samples, tile, min_px, out):
+def visibility_correction(flat, offset, size, origin, box, spans, span_row, group, groups, diameter, samples, tile,
+                          min_px, tiles, out):
     """Add to the composite `out` (4, H, W) the difference between compositing per aperture sample
-    and compositing blurred pieces, on the tiles where two pieces blurred by min_px or more can meet.
+    and compositing blurred pieces, on the tiles where two pieces blurred by min_px or more can meet,
+    of the tile rows tiles[0]..tiles[1] - 1 and columns tiles[2]..tiles[3] - 1.
 
     Piece k: sharp premultiplied RGBA in flat[offset[k]:], (4, size[k, 0], size[k, 1]), its pixel
-    (0, 0) on canvas pixel origin[k]; content within box[k] (y0, y1, x0, x1); group[k] in 0..groups-1;
+    (0, 0) on canvas pixel origin[k]; content within box[k] (y0, y1, x0, x1); spans[span_row[k] + r]
+    holds the columns [start, stop) of its buffer's row r outside which that row is zero; group[k] in 0..groups-1;
     signed blur diameter[k]; pieces nearest first. Sample n moves piece k by -diameter[k]/2 times
     samples[n] (bilinear): the same point of the aperture seen from every depth, so the pieces occlude
     each other as the rays through that point see them. The mean over samples of those composites,
@@ -104,8 +131,8 @@ def visibility_correction(flat, offset, size, origin, box, group, groups, diamet
     total = np.empty((4, tile, tile), np.float32)
     transmit = np.empty((tile, tile), np.float32)
     cover = np.empty((groups, tile, tile), np.float32)
-    for ty in range(tiles_y):
-        for tx in range(tiles_x):
+    for ty in range(max(tiles[0], 0), min(tiles[1], tiles_y)):
+        for tx in range(max(tiles[2], 0), min(tiles[3], tiles_x)):
             if blurred[ty, tx] < 2:
                 continue
             y0, x0 = ty * tile, tx * tile
@@ -136,9 +163,13 @@ def visibility_correction(flat, offset, size, origin, box, group, groups, diamet
                     w10 = wy * (one - wx)
                     w11 = wy * wx
                     plane = h * w
-                    # tile pixels whose four taps lie in the buffer (its zero padding covers the rest)
+                    r = span_row[k] + iy
+                    # tile pixels whose four taps lie in the buffer and not all in its zeros: a pixel
+                    # of zeros adds nothing to the composite (`_add_px` with alpha 0) nor to the means
                     for i in range(max(0, -iy), min(th, h - 1 - iy)):
-                        for jj in range(max(0, -ix), min(tw, w - 1 - ix)):
+                        start = min(spans[r + i, 0], spans[r + i + 1, 0]) - 1 - ix
+                        stop = max(spans[r + i, 1], spans[r + i + 1, 1]) - ix
+                        for jj in range(max(0, -ix, start), min(tw, w - 1 - ix, stop)):
                             p = base + (iy + i) * w + ix + jj
                             q = p + w
                             v0 = w00 * flat[p] + w01 * flat[p + 1] + w10 * flat[q] + w11 * flat[q + 1]

@@ -115,8 +115,9 @@ class LayeredRenderer:
         self._focus_range = (float(focus_d.min()), float(focus_d.max()))
         worst = max(abs(self._centres - d).max() for d in self._focus_range)
         self._margin = int(math.ceil(0.5 * self._ppd * worst)) + FILTER_MARGIN_PX
-        if self._warps is not None:   # a shaken frame also sees what lies past the rest pose's edges
-            self._margin += _shake_overscan_px(self._warps, cam["width"], cam["height"])
+        # a shaken frame also sees what lies past the rest pose's edges: the composites cover them too
+        self._shake_px = 0 if self._warps is None else _shake_overscan_px(self._warps, cam["width"], cam["height"])
+        self._margin += self._shake_px
         self._samples, self._visibility = samples, visibility
         self._stack: SlabStack | None = None
         world = self.plan["world"]
@@ -165,20 +166,21 @@ class LayeredRenderer:
         return rgb
 
     def _with_world(self, rgba: np.ndarray) -> np.ndarray:
-        """A composite (overscanned RGBA) cropped to the frame, over the world's uniform colour."""
-        m, cam = self._margin, self.plan["camera"]
-        return self._over_world(rgba[m:m + cam["height"], m:m + cam["width"]])
+        """A composite (RGBA of the frame and the shake's margin) cropped to the frame, over the world's
+        uniform colour."""
+        s, cam = self._shake_px, self.plan["camera"]
+        return self._over_world(rgba[s:s + cam["height"], s:s + cam["width"]])
 
     def _over_world(self, rgba: np.ndarray) -> np.ndarray:
         """What every slab leaves uncovered shows the world (blur keeps it uniform)."""
         return rgba[..., :3] + (1.0 - rgba[..., 3:]) * self._world
 
     def _shaken(self, rgba: np.ndarray, rest_to_frame: np.ndarray) -> np.ndarray:
-        """The frame of a camera turned about its centre of projection: the rest pose's overscanned
-        composite through the rotation's homography. Lanczos (8 x 8 taps) interpolates the band-limited
-        render without the up-to-half-pixel blur of a bilinear read."""
-        m, cam = self._margin, self.plan["camera"]
-        frame_to_canvas = np.array([[1.0, 0, m], [0, 1.0, m], [0, 0, 1.0]]) @ np.linalg.inv(rest_to_frame)
+        """The frame of a camera turned about its centre of projection: the rest pose's composite (the
+        frame and the shake's margin) through the rotation's homography. Lanczos (8 x 8 taps)
+        interpolates the band-limited render without the up-to-half-pixel blur of a bilinear read."""
+        s, cam = self._shake_px, self.plan["camera"]
+        frame_to_canvas = np.array([[1.0, 0, s], [0, 1.0, s], [0, 0, 1.0]]) @ np.linalg.inv(rest_to_frame)
         out = cv2.warpPerspective(rgba, frame_to_canvas, (cam["width"], cam["height"]),
                                   flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         return np.clip(out, 0.0, None, out=out)   # no negative light or coverage from the taps' ringing
@@ -211,11 +213,13 @@ class LayeredRenderer:
         pieces.sort(key=lambda piece: -piece[1])  # nearest first
         pieces = pieces or [(np.zeros((size[1], size[0], 4), np.float32), 0.0, 0)]  # nothing in view
         start = perf_counter()
+        blur = m - self._shake_px   # the margin only the blur reads: the composites leave it out
         stack = SlabStack([p[0] for p in pieces], [p[1] for p in pieces], self._ppd,
                           self._focus_range, groups=[p[2] for p in pieces],
                           blades=cam.get("aperture_blades", 0),
                           rotation_rad=math.radians(cam.get("aperture_rotation_deg", 0.0)),
-                          workers=self._tracer.workers, visibility_samples=self._visibility)
+                          workers=self._tracer.workers, visibility_samples=self._visibility,
+                          view=(blur, size[1] - blur, blur, size[0] - blur))
         self.timings["composite"] += perf_counter() - start
         return stack
 

@@ -70,6 +70,14 @@ def _fft_size(n: int) -> int:
     return n
 
 
+def _row_spans(nonzero: np.ndarray) -> np.ndarray:
+    """Per row of a (h, w) mask, the columns [start, stop) outside which it is False; (w, 0) if none."""
+    any_ = nonzero.any(axis=1)
+    start = np.where(any_, nonzero.argmax(axis=1), nonzero.shape[1])
+    stop = np.where(any_, nonzero.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0)
+    return np.stack([start, stop], axis=1).astype(np.int64)
+
+
 def _level(diameter_px: float) -> int:
     """Resolution level (downsampling 2**level) at which a blur of this diameter is computed."""
     if diameter_px < 2 * COARSE_PX:
@@ -267,12 +275,14 @@ class SlabStack:
     object and add up, different groups occlude each other with "over" (default: all different).
     workers: frames `frames` computes at once, in threads. visibility_samples > 0: correct "over" where
     blurred pieces overlap by compositing per point of the aperture, with that many points
-    (`kernels.visibility_correction`); 0 leaves it out.
+    (`kernels.visibility_correction`); 0 leaves it out. view: (y0, y1, x0, x1), the part of the canvas
+    the frames cover (default: all of it); the slabs around it blur into it, and nothing is
+    composited outside it (an overscanned canvas's margin is there for its blur only).
     """
 
     def __init__(self, slabs, diopters, px_per_diopter: float, focus_diopters: tuple[float, float], *,
                  groups=None, blades: int = 0, rotation_rad: float = 0.0, workers: int = 1,
-                 visibility_samples: int = 0) -> None:
+                 visibility_samples: int = 0, view: tuple[int, int, int, int] | None = None) -> None:
         diopters = np.asarray(diopters, np.float64)
         groups = np.arange(len(diopters)) if groups is None else np.asarray(groups)
         if len(slabs) != len(diopters) or groups.shape != diopters.shape or not len(slabs):
@@ -295,7 +305,12 @@ class SlabStack:
         self.blades, self.rotation, self.workers = int(blades), float(rotation_rad), int(workers)
         self.pool_cpu = PoolCPU()
         self.height, self.width = np.shape(slabs[0])[:2]
-        self._unit_gain = np.ones((self.height, self.width), np.float32)
+        self.view = (0, self.height, 0, self.width) if view is None else tuple(int(v) for v in view)
+        y0, y1, x0, x1 = self.view
+        if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width):
+            raise LayeredSettingsError(f"view {self.view} must be a non-empty (y0, y1, x0, x1) within the "
+                                       f"{self.height} x {self.width} canvas")
+        self._unit_gain = np.ones((y1 - y0, x1 - x0), np.float32)
         kept = []
         for slab, diopter, group in zip(slabs, diopters, groups):
             slab = np.asarray(slab, np.float32)
@@ -340,7 +355,7 @@ class SlabStack:
                 self.pool_cpu.retire()
 
     def frame(self, focus_m: float, f_number_scale: float = 1.0) -> np.ndarray:
-        """(H, W, 4) premultiplied RGBA focused at planar distance focus_m (inf: at infinity).
+        """(h, w, 4) premultiplied RGBA of the view focused at planar distance focus_m (inf: at infinity).
 
         f_number_scale = N_stack / N_wanted blurs as a different aperture would (<= 1 keeps within
         the padding); 0 gives the pinhole composite. (`frames` interpolates the visibility correction
@@ -357,14 +372,15 @@ class SlabStack:
                                        f"the range this stack was padded for ({1 / hi:.4g}..{1 / lo:.4g} m)")
         layers = [self._blurred(k, focus, f_number_scale, blur_keys) for k in range(len(self.slabs))]
         gains = self._seam_gains(layers)
-        out = np.zeros((4, self.height, self.width), np.float32)
-        transmit = np.ones((self.height, self.width), np.float32)  # through everything in front
+        vy0, vy1, vx0, vx1 = self.view
+        out = np.zeros((4, vy1 - vy0, vx1 - vx0), np.float32)
+        transmit = np.ones(out.shape[1:], np.float32)  # through everything in front
         cover: dict[int, np.ndarray] = {}  # coverage of each group so far
         for slab, (lo, hi, t, (y, x)) in zip(self.slabs, layers):  # front to back
             if slab.group not in cover:
                 cover[slab.group] = np.zeros_like(transmit)
-            add_piece(lo, hi, t, y, x, out, transmit, cover[slab.group],
-                       gains.get(slab.group, self._unit_gain))
+            add_piece(lo, hi, t, y - vy0, x - vx0, out, transmit, cover[slab.group],
+                      gains.get(slab.group, self._unit_gain))
         out[3] = 1.0 - transmit
         if self._visibility_data is not None and f_number_scale > 0:
             coarse = keys.at(focus) if keys else self._correction(focus, f_number_scale)
@@ -372,7 +388,7 @@ class SlabStack:
             if step > 1:  # coarse pixel i covers pixels i * step .. (i + 1) * step - 1: resize's convention
                 size = (coarse.shape[2] * step, coarse.shape[1] * step)
                 coarse = cv2.resize(coarse.transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
-            out += coarse[:, :self.height, :self.width]
+            out += coarse[:, vy0:vy1, vx0:vx1]
             np.minimum(out[3], 1.0, out=out[3])
         np.maximum(out, 0.0, out=out)  # ringing of the band-limited disk never makes light negative
         return out.transpose(1, 2, 0)
@@ -384,7 +400,7 @@ class SlabStack:
             return None
         level = max(0, round(math.log2(self.px_per_diopter / VISIBILITY_PX_PER_DIOPTER)))
         step = 1 << level
-        flats, sizes, origins, boxes = [], [], [], []
+        flats, sizes, origins, boxes, spans = [], [], [], [], []
         for slab in self.slabs:
             window = slab.windows[0]  # the tightest: content and a zero border
             # pad the buffer in front so that its canvas origin falls on the coarse grid
@@ -394,6 +410,7 @@ class SlabStack:
             buf[:, py:h, px:w] = window.sharp[:4]
             coarse = buf.reshape(4, buf.shape[1] // step, step, buf.shape[2] // step, step).mean(axis=(2, 4))
             flats.append(np.ascontiguousarray(coarse, np.float32).ravel())
+            spans.append(_row_spans(np.any(coarse != 0, axis=0)))
             sizes.append(coarse.shape[1:])
             origins.append(((window.y0 - py) // step, (window.x0 - px) // step))
             y0, y1, x0, x1 = slab.box
@@ -407,6 +424,8 @@ class SlabStack:
             "size": sizes,
             "origin": np.array(origins, np.int64).reshape(-1, 2),
             "box": np.array(boxes, np.int64).reshape(-1, 4),
+            "spans": np.concatenate(spans) if spans else np.zeros((0, 2), np.int64),
+            "span_row": np.concatenate([[0], np.cumsum(sizes[:, 0])[:-1]]).astype(np.int64),
             "group": np.array([ids[slab.group] for slab in self.slabs], np.int64),
             "groups": max(len(ids), 1),
             "diopter": np.array([slab.diopter for slab in self.slabs], np.float64),
@@ -419,9 +438,14 @@ class SlabStack:
         step = pieces["step"]
         coarse = np.zeros((4, -(-self.height // step), -(-self.width // step)), np.float32)
         diameter = scale * self.px_per_diopter / step * (pieces["diopter"] - focus)
+        # the tiles that hold the view's coarse pixels and the next ones out, which its upsampling reads
+        y0, y1, x0, x1 = self.view
+        cy0, cy1, cx0, cx1 = max(y0 // step - 1, 0), -(-y1 // step) + 1, max(x0 // step - 1, 0), -(-x1 // step) + 1
+        tile = VISIBILITY_TILE
+        tiles = np.array([cy0 // tile, -(-cy1 // tile), cx0 // tile, -(-cx1 // tile)], np.int64)
         visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],
-                               pieces["group"], pieces["groups"], diameter, samples, VISIBILITY_TILE,
-                               VISIBILITY_MIN_PX, coarse)
+                              pieces["spans"], pieces["span_row"], pieces["group"], pieces["groups"], diameter,
+                              samples, VISIBILITY_TILE, VISIBILITY_MIN_PX, tiles, coarse)
         return coarse
 
     def _seam_gains(self, layers: list[_Blurred]) -> dict[int, np.ndarray]:
@@ -434,11 +458,12 @@ class SlabStack:
         filled (where pieces overlap, nearer ones already occlude the others in `kernels.add_piece`).
         """
         sums: dict[int, np.ndarray] = {}  # per group: summed coverage, coverage-weighted silhouette blur
+        vy0, _, vx0, _ = self.view
         for slab, (lo, hi, t, (y, x)) in zip(self.slabs, layers):
             if slab.pieced:
                 if slab.group not in sums:
-                    sums[slab.group] = np.zeros((2, self.height, self.width), np.float32)
-                accumulate_seam(lo, hi, t, y, x, sums[slab.group])
+                    sums[slab.group] = np.zeros((2, *self._unit_gain.shape), np.float32)
+                accumulate_seam(lo, hi, t, y - vy0, x - vx0, sums[slab.group])
         return {g: seam_gain(acc, SEAM_MIN_COVER, SEAM_MAX_GAIN) for g, acc in sums.items()}
 
     def _spectrum_of(self, flipped: bool):
