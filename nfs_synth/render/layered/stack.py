@@ -417,8 +417,13 @@ class SlabStack:
             boxes.append((y0 // step, -(-y1 // step), x0 // step, -(-x1 // step)))
         sizes = np.array(sizes, np.int64).reshape(-1, 2)
         ids = {g: i for i, g in enumerate(dict.fromkeys(slab.group for slab in self.slabs))}
+        # the tiles that hold the view's coarse pixels and the next ones out, which its upsampling reads
+        y0, y1, x0, x1 = self.view
+        cy0, cy1, cx0, cx1 = max(y0 // step - 1, 0), -(-y1 // step) + 1, max(x0 // step - 1, 0), -(-x1 // step) + 1
+        tile = VISIBILITY_TILE
         pieces = {
             "step": step,
+            "tiles": np.array([cy0 // tile, -(-cy1 // tile), cx0 // tile, -(-cx1 // tile)], np.int64),
             "flat": np.concatenate(flats) if flats else np.zeros(0, np.float32),
             "offset": np.concatenate([[0], np.cumsum(sizes[:, 0] * sizes[:, 1] * 4)[:-1]]).astype(np.int64),
             "size": sizes,
@@ -438,14 +443,9 @@ class SlabStack:
         step = pieces["step"]
         coarse = np.zeros((4, -(-self.height // step), -(-self.width // step)), np.float32)
         diameter = scale * self.px_per_diopter / step * (pieces["diopter"] - focus)
-        # the tiles that hold the view's coarse pixels and the next ones out, which its upsampling reads
-        y0, y1, x0, x1 = self.view
-        cy0, cy1, cx0, cx1 = max(y0 // step - 1, 0), -(-y1 // step) + 1, max(x0 // step - 1, 0), -(-x1 // step) + 1
-        tile = VISIBILITY_TILE
-        tiles = np.array([cy0 // tile, -(-cy1 // tile), cx0 // tile, -(-cx1 // tile)], np.int64)
         visibility_correction(pieces["flat"], pieces["offset"], pieces["size"], pieces["origin"], pieces["box"],
                               pieces["spans"], pieces["span_row"], pieces["group"], pieces["groups"], diameter,
-                              samples, VISIBILITY_TILE, VISIBILITY_MIN_PX, tiles, coarse)
+                              samples, VISIBILITY_TILE, VISIBILITY_MIN_PX, pieces["tiles"], coarse)
         return coarse
 
     def _seam_gains(self, layers: list[_Blurred]) -> dict[int, np.ndarray]:
