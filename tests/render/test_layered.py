@@ -88,6 +88,11 @@ def test_slab_border_holds_every_point_of_the_object_within_its_depths():
         strips += (x1 - x0) * (y1 - y0)
     assert strips < 0.6 * 8 * (whole[2] - whole[0]) * (whole[3] - whole[1])
     assert box_within_depths(corners, depth.max() + 0.1, depth.max() + 0.2, cam, size) is None
+    # a part that projects off the canvas has no box: its clipped box would be empty, which Blender
+    # refuses as a border ("Image too small"), and there is nothing on the canvas to trace
+    for shift in ((3.0, 0, 0), (-3.0, 0, 0), (0, 3.0, 0), (0, -3.0, 0)):
+        off = object_corners(spec | {"location_m": tuple(np.add(spec["location_m"], shift))})
+        assert box_within_depths(off, depth.min(), depth.max(), cam, size) is None, shift
 
 
 @pytest.mark.parametrize("diameter", [3.0, 20.0])

@@ -45,14 +45,15 @@ def object_corners(spec: Mapping) -> np.ndarray:
 
 def _pixel_box(points: np.ndarray, cam: Mapping, size: tuple[int, int]) -> tuple:
     """The pixel box (x0, y0, x1, y1, rows down) on the canvas of points in front of the camera, widened
-    by the pixel filter's reach."""
+    by the pixel filter's reach; None when it lies off the canvas (Blender refuses an empty border)."""
     depth = -points[:, 2]
     fpx = cam["focal_length_mm"] / cam["sensor_width_mm"] * cam["width"]
     u = size[0] / 2 + fpx * points[:, 0] / depth
     v = size[1] / 2 - fpx * points[:, 1] / depth
     box = (math.floor(u.min()) - FILTER_MARGIN_PX, math.floor(v.min()) - FILTER_MARGIN_PX,
            math.ceil(u.max()) + FILTER_MARGIN_PX, math.ceil(v.max()) + FILTER_MARGIN_PX)
-    return tuple(int(np.clip(c, 0, size[i % 2])) for i, c in enumerate(box))
+    x0, y0, x1, y1 = (int(np.clip(c, 0, size[i % 2])) for i, c in enumerate(box))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 # the 12 edges of a box whose corners are numbered as in `object_corners` (one index bit per axis)
@@ -64,7 +65,8 @@ def box_within_depths(corners: np.ndarray, near_m: float, far_m: float, cam: Map
     """The pixel box of the part of a bounding box (`object_corners`) between planar depths near_m and
     far_m (> 0), or None when none of it is. That part is convex, so its image lies within the box of
     its projected vertices: the corners between the planes and the edges' crossings of them. A slab
-    holds only the object's surface within its depths, so this is all it needs to trace."""
+    holds only the object's surface within its depths, so this is all it needs to trace; None too when
+    that part projects off the canvas."""
     depth = -corners[:, 2]
     points = [corners[(depth >= near_m) & (depth <= far_m)]]
     for a, b in _BOX_EDGES:
