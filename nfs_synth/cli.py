@@ -25,6 +25,7 @@ COMMANDS = {
     "evaluate": "all-in-focus methods vs ground truth on a corpus split",
     "prepare": "training-input cache of a corpus (fast random crops for train)",
     "train": "train NeuroRefocusNet / NeuroMergeNet on a corpus",
+    "score": "a trained net on its own stage's task over a split (held-out check)",
     "aif": "all-in-focus image from a scene file or user data with trained networks",
 }
 

@@ -11,7 +11,8 @@ on a hybrid-rig corpus (`--view rgb`), both scored on the rig's test split with 
 A budget is REFOCUS_EPOCHS:MERGE_EPOCHS; each is its own run with the full learning-rate schedule (a
 snapshot of a longer run would be cut before its schedule decays). The merge net is trained on oracle
 stacks (rendered frames), so the two nets of a budget train independently. Runs already complete in --out
-are kept, so an interrupted curve resumes. CPU time is that of the training processes and their loader
+are kept, so an interrupted curve resumes, and the rows of earlier calls on the same --out stay in its table
+and plot (`--modalities spikes --budgets 54:18` adds one point). CPU time is that of the training processes and their loader
 workers (getrusage of children), so it does not depend on what else shares the machine.
 """
 
@@ -85,6 +86,16 @@ def evaluate(args, out: Path, methods: str, options: list[str]) -> dict:
     return json.loads(summary.read_text())["means"]
 
 
+def merged_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """`rows` added to those an earlier call wrote to `path` (a row of the same modality and budget is
+    replaced), so a later budget adds a point to the curve instead of replacing it."""
+    def key(r):
+        return r["modality"], r["refocus_epochs"], r["merge_epochs"]
+    kept = {key(r): r for r in (json.loads(path.read_text())["rows"] if path.exists() else [])}
+    kept.update({key(r): r for r in rows})
+    return sorted(kept.values(), key=lambda r: (r["modality"], r["cpu_min"]))
+
+
 def plot(rows: list[dict], base: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -151,6 +162,7 @@ def main(argv=None) -> int:
                          "wall_min": (refocus["wall_s"] + merge["wall_s"]) / 60,
                          "psnr": m["psnr"], "ssim": m["ssim"], "lpips": m["lpips"],
                          "gain_db": m["psnr"] - base[f"handcraft-{short}"]["psnr"]})
+    rows = merged_rows(args.out / "learning_curve.json", rows)
     (args.out / "learning_curve.json").write_text(json.dumps({"base": base, "rows": rows}, indent=1))
 
     lines = ["| method | budget (refocus / merge epochs) | samples (refocus / merge) | CPU-min | wall-min | "

@@ -195,7 +195,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 # ---------------------------------------------------------------- the loop
 
 
-def _check_crop(scenes: list[Path], crop: int, view: str) -> None:
+def check_crop(scenes: list[Path], crop: int, view: str) -> None:
     """The datasets reject images smaller than the crop; this also says which --crop fits them all."""
     import h5py
 
@@ -215,7 +215,7 @@ def make_dataset(cfg: TrainConfig, split: str = "train", log=print):
     from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes, usable_scenes
 
     scenes = usable_scenes(corpus_scenes(cfg.corpus, split), cfg.modality, cfg.on_error, log, cfg.view)
-    _check_crop(scenes, cfg.crop, cfg.view)
+    check_crop(scenes, cfg.crop, cfg.view)
     common = dict(modality=cfg.modality, crop=cfg.crop, samples_per_scene=cfg.samples_per_scene, seed=cfg.seed,
                   cache=cfg.cache, view=cfg.view)
     if cfg.stage == "refocus":

@@ -1,5 +1,6 @@
 """Datasets over scene files, the Eq. 17 loss, training, checkpoints and resume (tiny configurations)."""
 import csv
+import json
 
 import h5py
 import numpy as np
@@ -461,3 +462,58 @@ def test_resume_on_another_corpus_is_refused_like_another_epochs(corpus, tmp_pat
     assert f"cannot resume: the run was started with --corpus {root}, now --corpus {other}" in err
     monkeypatch.chdir(root.parent)                              # the same corpus named another way
     assert _train_cli(root.name, tmp_path / "run", "--resume") == 0
+
+
+def test_score_is_the_stage_task_on_fixed_samples(corpus, checkpoints):
+    """`holdout.score_checkpoint` against the same MSEs computed here from the datasets it draws from."""
+    from nfs_synth.aif import holdout
+
+    root, _ = corpus
+    refocus, merge = checkpoints["events"]
+    model, cfg = train.load_model(refocus)
+    scores = holdout.score_checkpoint(refocus, root, "all", samples_per_scene=3, batch=2, log=lambda s: None)
+    ds = datasets.RefocusDataset(datasets.corpus_scenes(root), "events", cfg["crop"], 3, holdout.SEED)
+    items = [ds[i] for i in range(len(ds))]
+    with torch.no_grad():
+        net = [float(((model(it["image"][None], it["nfs"][None]).clamp(0, 1) - it["target"]) ** 2).mean())
+               for it in items]
+    identity = [float(((it["image"] - it["target"]) ** 2).mean()) for it in items]
+    assert scores["samples"] == 6 and scores["crop"] == cfg["crop"] == 16 and len(scores["per_scene"]) == 2
+    assert scores["mse"] == pytest.approx(np.mean(net), rel=1e-5)
+    assert scores["reference_psnr_db"] == pytest.approx(-10 * np.log10(np.mean(identity)), abs=1e-4)
+    assert scores["per_scene"][1]["psnr_db"] == pytest.approx(-10 * np.log10(np.mean(net[3:])), abs=1e-4)
+    assert scores["median_scene_psnr_db"] == pytest.approx(np.median([s["psnr_db"] for s in scores["per_scene"]]))
+    # the samples depend on the seed only: another batch size scores the same
+    again = holdout.score_checkpoint(refocus, root, "all", samples_per_scene=3, batch=5, log=lambda s: None)
+    assert again["psnr_db"] == pytest.approx(scores["psnr_db"], abs=1e-4)
+
+    # merge: on oracle stacks (the reference, the stack's mean, is the net-free part) or on refocused ones
+    oracle = holdout.score_checkpoint(merge, root, "all", samples_per_scene=2, crop=32, log=lambda s: None)
+    refocused = holdout.score_checkpoint(merge, root, "all", samples_per_scene=2, crop=32,
+                                         refocus_checkpoint=refocus, log=lambda s: None)
+    assert oracle["stack"] == "oracle" and refocused["stack"] == str(refocus) and oracle["crop"] == 32
+    mds = datasets.MergeDataset(datasets.corpus_scenes(root), "events", 32, 2, holdout.SEED, stack_size=3)
+    mean_mse = np.mean([float(((it["stack"].mean(0) - it["target"]) ** 2).mean()) for it in map(mds.__getitem__, range(4))])
+    assert oracle["reference_psnr_db"] == pytest.approx(-10 * np.log10(mean_mse), abs=1e-4)
+    assert refocused["reference_psnr_db"] != pytest.approx(oracle["reference_psnr_db"], abs=1e-3)
+
+
+def test_score_rejects_what_does_not_fit(corpus, checkpoints, tmp_path, capsys):
+    from nfs_synth.cli import main
+
+    root, _ = corpus
+    (ev_refocus, ev_merge), (sp_refocus, _) = checkpoints["events"], checkpoints["spikes"]
+    score = ["score", "--corpus", str(root), "--split", "all"]
+    assert main([*score, ev_merge, "--refocus-checkpoint", sp_refocus]) == 2
+    assert "is a refocus net for spikes; the stacks need a refocus net for events" in capsys.readouterr().err
+    assert main([*score, ev_refocus, "--refocus-checkpoint", ev_refocus]) == 2
+    assert "applies only to scoring a merge net" in capsys.readouterr().err
+    assert main([*score, ev_refocus, "--crop", "64"]) == 2
+    assert "smaller than the 64 px crop; pass --crop N with N a multiple of 4 of at most 32" in capsys.readouterr().err
+    assert main([*score, ev_refocus, "--samples-per-scene", "0"]) == 2
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 64)
+    assert main([*score, str(tmp_path / "bad.pt")]) == 1
+    assert "bad.pt is corrupted" in capsys.readouterr().err
+    assert main([*score, ev_refocus, "--json", str(tmp_path / "s.json")]) == 0
+    assert "refocus/events on all of" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "s.json").read_text())["per_scene"]) == 2
