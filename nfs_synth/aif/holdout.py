@@ -15,7 +15,6 @@ PSNRs beside it. Two checkpoints scored on the same split are best compared scen
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -24,29 +23,17 @@ import torch
 
 from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes, usable_scenes
 from nfs_synth.aif.nets import pad_to_multiple
-from nfs_synth.aif.train import check_crop, load_model, resolve_device
+from nfs_synth.aif.train import check_crop, forward, load_model, psnr_of_mse, resolve_device
 from nfs_synth.errors import UsageError
 
 SEED = 1_000_003    # not a training seed (train's default is 0): other frame pairs and crops than trained on
 
 
-def _db(mse: float) -> float:
-    return -10 * math.log10(max(mse, 1e-12))
-
-
-def _batches(dataset, batch: int):
-    for start in range(0, len(dataset), batch):
-        yield start, torch.utils.data.default_collate([dataset[i] for i in range(start, min(start + batch, len(dataset)))])
-
-
-def _output(model, item: dict[str, torch.Tensor], device) -> torch.Tensor:
-    """The net's image for a batch, its input padded as the nets need and the output cut back."""
-    item = {k: v.to(device) for k, v in item.items()}
-    h, w = item["target"].shape[-2:]
-    nfs, _ = pad_to_multiple(item["nfs"])
-    if "stack" in item:
-        return model(pad_to_multiple(item["stack"])[0], nfs)[0][..., :h, :w]
-    return model(pad_to_multiple(item["image"])[0], nfs)[..., :h, :w]
+def _output(model, batch: dict[str, torch.Tensor], device) -> torch.Tensor:
+    """The net's image for a batch (`train.forward`), its inputs padded as the nets need, cut back."""
+    h, w = batch["target"].shape[-2:]
+    padded = {k: pad_to_multiple(v.to(device))[0] for k, v in batch.items() if k != "target"}
+    return forward(model, padded)[..., :h, :w]
 
 
 @torch.no_grad()
@@ -62,11 +49,11 @@ def score_checkpoint(checkpoint: str | os.PathLike, corpus: str | os.PathLike, s
     device = resolve_device(device)
     model, cfg = load_model(checkpoint, device)
     crop = int(crop or cfg["crop"])
-    scenes = usable_scenes(corpus_scenes(corpus, split), cfg["modality"], "skip", log, cfg.get("view", "sensor"))
+    view = cfg.get("view", "sensor")
+    scenes = usable_scenes(corpus_scenes(corpus, split), cfg["modality"], "skip", log, view)
     scenes = scenes[:max_scenes] if max_scenes else scenes
-    check_crop(scenes, crop, cfg.get("view", "sensor"))
-    common = dict(modality=cfg["modality"], crop=crop, samples_per_scene=samples_per_scene, seed=seed,
-                  view=cfg.get("view", "sensor"))
+    check_crop(scenes, crop, view)
+    common = dict(modality=cfg["modality"], crop=crop, samples_per_scene=samples_per_scene, seed=seed, view=view)
     if cfg["stage"] == "refocus":
         if refocus_checkpoint is not None:
             raise UsageError(f"{checkpoint} is a refocus checkpoint; a refocus checkpoint for its stacks "
@@ -80,21 +67,21 @@ def score_checkpoint(checkpoint: str | os.PathLike, corpus: str | os.PathLike, s
                 raise UsageError(f"{refocus_checkpoint} is a {net_cfg['stage']} net for {net_cfg['modality']}; "
                                  f"the stacks need a refocus net for {cfg['modality']}")
         dataset = MergeDataset(scenes, stack_size=cfg["stack_size"], refocus_net=net, **common)
-    squared = {"net": torch.zeros(len(dataset), dtype=torch.float64), "reference": torch.zeros(len(dataset), dtype=torch.float64)}
-    for start, item in _batches(dataset, batch):
+    squared = {"net": [], "reference": []}     # per sample, in dataset order
+    for item in torch.utils.data.DataLoader(dataset, batch_size=batch):
         target = item["target"].to(device)
         reference = item["stack"].mean(1) if "stack" in item else item["image"]
-        rows = slice(start, start + len(target))
-        squared["net"][rows] = ((_output(model, item, device).clamp(0, 1) - target) ** 2).mean((1, 2, 3)).double().cpu()
-        squared["reference"][rows] = ((reference.to(device) - target) ** 2).mean((1, 2, 3)).double().cpu()
+        squared["net"].append(((_output(model, item, device).clamp(0, 1) - target) ** 2).mean((1, 2, 3)).double().cpu())
+        squared["reference"].append(((reference.to(device) - target) ** 2).mean((1, 2, 3)).double().cpu())
+    squared = {key: torch.cat(v) for key, v in squared.items()}
     per_scene = {key: v.view(len(scenes), samples_per_scene).mean(1) for key, v in squared.items()}
     return {"checkpoint": str(checkpoint), "stage": cfg["stage"], "modality": cfg["modality"],
             "corpus": str(corpus), "split": split, "scenes": len(scenes), "samples": len(dataset), "crop": crop,
             "seed": seed, "stack": None if cfg["stage"] == "refocus" else str(refocus_checkpoint or "oracle"),
             "reference": "stack mean" if cfg["stage"] == "merge" else "input frame",
-            "mse": float(squared["net"].mean()), "psnr_db": _db(float(squared["net"].mean())),
-            "reference_psnr_db": _db(float(squared["reference"].mean())),
+            "mse": float(squared["net"].mean()), "psnr_db": psnr_of_mse(float(squared["net"].mean())),
+            "reference_psnr_db": psnr_of_mse(float(squared["reference"].mean())),
             # pooled MSE lets a few bad scenes decide; the median scene shows what most scenes get
-            "median_scene_psnr_db": float(np.median([_db(float(m)) for m in per_scene["net"]])),
-            "per_scene": [{"scene": Path(p).name, "psnr_db": _db(float(n)), "reference_psnr_db": _db(float(r))}
+            "median_scene_psnr_db": float(np.median([psnr_of_mse(float(m)) for m in per_scene["net"]])),
+            "per_scene": [{"scene": Path(p).name, "psnr_db": psnr_of_mse(float(n)), "reference_psnr_db": psnr_of_mse(float(r))}
                           for p, n, r in zip(scenes, per_scene["net"], per_scene["reference"])]}

@@ -349,6 +349,11 @@ def make_loader(dataset, cfg: TrainConfig, device: torch.device) -> DataLoader:
     return loader
 
 
+def psnr_of_mse(mse: float) -> float:
+    """PSNR in dB of a mean squared error for data range 1 (capped at 120 dB for a zero error)."""
+    return -10 * math.log10(max(mse, 1e-12))
+
+
 def _run_epoch(model, loader, loss_fn, optimizer, cfg, epoch, amp_dtype, scaler) -> dict:
     lr = lr_at(epoch, cfg.epochs, cfg.lr)
     for group in optimizer.param_groups:
@@ -368,7 +373,7 @@ def _run_epoch(model, loader, loss_fn, optimizer, cfg, epoch, amp_dtype, scaler)
     mean = {k: v / n for k, v in totals.items()}
     samples = n * cfg.batch_size
     return {"epoch": epoch + 1, "lr": f"{lr:.3g}", "loss": f"{mean['loss']:.5g}", "perc": f"{mean['perc']:.5g}",
-            "mse": f"{mean['mse']:.5g}", "psnr_db": f"{-10 * math.log10(max(mean['mse'], 1e-12)):.2f}",
+            "mse": f"{mean['mse']:.5g}", "psnr_db": f"{psnr_of_mse(mean['mse']):.2f}",
             "samples": samples, "seconds": f"{seconds:.1f}", "samples_per_s": f"{samples / seconds:.3g}"}
 
 
