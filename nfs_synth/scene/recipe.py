@@ -173,7 +173,8 @@ SCHEMA: dict[str, Any] = {
             "initial_charge": Key(str, "random", choices=("random", "zero")),
             "interpolation": Key(str, "linear", choices=("linear", "hold")),
             "intensity_scale": Key(float, 1.0, 0.0, 1e6, lo_open=True,
-                                   doc="linear radiance that counts as full white, as a multiplier"),
+                                   doc="gain on linear luminance before the clip at full white: full white is radiance "
+                                       "1 / scale, so 2 doubles the spike rate and 0.5 halves it"),
         },
     },
 }
