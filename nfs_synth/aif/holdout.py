@@ -23,7 +23,8 @@ import torch
 
 from nfs_synth.aif.datasets import MergeDataset, RefocusDataset, corpus_scenes, usable_scenes
 from nfs_synth.aif.nets import pad_to_multiple
-from nfs_synth.aif.train import check_crop, forward, load_model, psnr_of_mse, resolve_device
+from nfs_synth.aif.metrics import psnr_of_mse
+from nfs_synth.aif.train import check_crop, forward, load_model, resolve_device
 from nfs_synth.errors import UsageError
 
 SEED = 1_000_003    # not a training seed (train's default is 0): other frame pairs and crops than trained on

@@ -44,7 +44,12 @@ def psnr(pred: np.ndarray, target: np.ndarray, convention: str = "rgb") -> float
     """Peak signal-to-noise ratio in dB for data range 1 (inf for identical images)."""
     _check_pair(pred, target)
     mse = float(torch.mean((_planes(pred, convention) - _planes(target, convention)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    return math.inf if mse == 0 else psnr_of_mse(mse)
+
+
+def psnr_of_mse(mse: float) -> float:
+    """PSNR in dB of a mean squared error for data range 1 (capped at 120 dB for a zero error)."""
+    return -10 * math.log10(max(mse, 1e-12))
 
 
 def ssim(pred: np.ndarray, target: np.ndarray, convention: str = "rgb") -> float:

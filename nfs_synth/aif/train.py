@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
 
 from nfs_synth.aif.losses import Eq17Loss, PerceptualLoss
+from nfs_synth.aif.metrics import psnr_of_mse
 from nfs_synth.aif.nets import build, count_parameters
 from nfs_synth.aif.representations import dense_nfs
 from nfs_synth.corpus.atomic import atomic_path
@@ -347,11 +348,6 @@ def make_loader(dataset, cfg: TrainConfig, device: torch.device) -> DataLoader:
     if len(loader) == 0:
         raise UsageError(f"{len(dataset)} samples make no full batch of {cfg.batch_size}")
     return loader
-
-
-def psnr_of_mse(mse: float) -> float:
-    """PSNR in dB of a mean squared error for data range 1 (capped at 120 dB for a zero error)."""
-    return -10 * math.log10(max(mse, 1e-12))
 
 
 def _run_epoch(model, loader, loss_fn, optimizer, cfg, epoch, amp_dtype, scaler) -> dict:
