@@ -13,7 +13,9 @@ snapshot of a longer run would be cut before its schedule decays). The merge net
 stacks (rendered frames), so the two nets of a budget train independently. Runs already complete in --out
 are kept, so an interrupted curve resumes, and the rows of earlier calls on the same --out stay in its table
 and plot (`--modalities spikes --budgets 54:18` adds one point). CPU time is that of the training processes and their loader
-workers (getrusage of children), so it does not depend on what else shares the machine.
+workers (getrusage of children), so it does not depend on what else shares the machine. `--norm` picks
+the nets' normalisation (group, the default, or batch, docs/networks.md "Normalisation"); runs and rows of
+both sit in the same --out (group-norm runs named ...-group), so one table and plot compare the two.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def train_run(args, run: Path, stage: str, modality: str, epochs: int) -> dict:
     cmd = [sys.executable, "-m", "nfs_synth.cli", "train", "--stage", stage, "--modality", modality,
            "--corpus", str(args.train), *(["--cache", str(cache)] if cache else []), "--view", args.view,
            "--out", str(run), "--epochs", str(epochs), "--samples-per-scene", str(per_scene),
-           "--width-mult", str(args.width), "--crop", str(args.crop), "--batch-size", str(args.batch_size),
+           "--width-mult", str(args.width), "--norm", args.norm, "--crop", str(args.crop), "--batch-size", str(args.batch_size),
            "--perceptual-weight", str(args.perceptual_weight), "--workers", str(args.workers)]
     if stage == "merge":
         cmd += ["--stack-size", str(args.stack_size)]
@@ -86,14 +88,23 @@ def evaluate(args, out: Path, methods: str, options: list[str]) -> dict:
     return json.loads(summary.read_text())["means"]
 
 
+def run_tag(modality: str, refocus_epochs: int, merge_epochs: int, norm: str) -> str:
+    return f"{SHORT[modality]}-r{refocus_epochs}-m{merge_epochs}" + ("" if norm == "batch" else f"-{norm}")
+
+
+def label(row: dict) -> str:
+    norm = row.get("norm", "batch")  # rows written before the option are batch norm
+    return f"learned-{SHORT[row['modality']]}" + ("" if norm == "batch" else f" ({norm} norm)")
+
+
 def merged_rows(path: Path, rows: list[dict]) -> list[dict]:
-    """`rows` added to those an earlier call wrote to `path` (a row of the same modality and budget is
-    replaced), so a later budget adds a point to the curve instead of replacing it."""
+    """`rows` added to those an earlier call wrote to `path` (a row of the same modality, norm and budget
+    is replaced), so a later budget adds a point to the curve instead of replacing it."""
     def key(r):
-        return r["modality"], r["refocus_epochs"], r["merge_epochs"]
+        return r["modality"], r.get("norm", "batch"), r["refocus_epochs"], r["merge_epochs"]
     kept = {key(r): r for r in (json.loads(path.read_text())["rows"] if path.exists() else [])}
     kept.update({key(r): r for r in rows})
-    return sorted(kept.values(), key=lambda r: (r["modality"], r["cpu_min"]))
+    return sorted(kept.values(), key=lambda r: (r["modality"], r.get("norm", "batch"), r["cpu_min"]))
 
 
 def plot(rows: list[dict], base: dict, path: Path) -> None:
@@ -104,9 +115,10 @@ def plot(rows: list[dict], base: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     colours = {"events": "tab:blue", "spikes": "tab:red"}
     for modality, colour in colours.items():
-        mine = [r for r in rows if r["modality"] == modality]
-        ax.plot([r["cpu_min"] for r in mine], [r["psnr"] for r in mine], "o-", color=colour,
-                label=f"learned-{SHORT[modality]}")
+        for name in dict.fromkeys(label(r) for r in rows if r["modality"] == modality):
+            mine = [r for r in rows if label(r) == name]
+            ax.plot([r["cpu_min"] for r in mine], [r["psnr"] for r in mine], "o-" if "norm" in name else "s:",
+                    color=colour, label=name)
         ax.axhline(base[f"handcraft-{SHORT[modality]}"]["psnr"], color=colour, ls="--", lw=1,
                    label=f"handcraft-{SHORT[modality]}")
     ax.axhline(base["input"]["psnr"], color="grey", ls=":", lw=1, label="input")
@@ -135,6 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples-per-scene", type=int, default=4, help="refocus samples per scene per epoch")
     p.add_argument("--merge-samples-per-scene", type=int, default=1)
     p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--norm", choices=("batch", "group"), default="group", help="the nets' normalisation layers")
     p.add_argument("--crop", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--stack-size", type=int, default=6)
@@ -150,13 +163,13 @@ def main(argv=None) -> int:
     for modality in args.modalities.split(","):
         short = SHORT[modality]
         for refocus_epochs, merge_epochs in budgets:
-            tag = f"{short}-r{refocus_epochs}-m{merge_epochs}"
+            tag = run_tag(modality, refocus_epochs, merge_epochs, args.norm)
             refocus = train_run(args, args.out / f"refocus-{tag}", "refocus", modality, refocus_epochs)
             merge = train_run(args, args.out / f"merge-{tag}", "merge", modality, merge_epochs)
             ckpts = f"{args.out}/refocus-{tag}/last.pt;{args.out}/merge-{tag}/last.pt"
             means = evaluate(args, args.out / f"eval-{tag}", f"learned-{short}", [f"checkpoints_{short}={ckpts}"])
             m = means[f"learned-{short}"]
-            rows.append({"modality": modality, "refocus_epochs": refocus_epochs, "merge_epochs": merge_epochs,
+            rows.append({"modality": modality, "norm": args.norm, "refocus_epochs": refocus_epochs, "merge_epochs": merge_epochs,
                          "refocus_samples": refocus["samples"], "merge_samples": merge["samples"],
                          "cpu_min": (refocus["cpu_s"] + merge["cpu_s"]) / 60,
                          "wall_min": (refocus["wall_s"] + merge["wall_s"]) / 60,
@@ -170,7 +183,7 @@ def main(argv=None) -> int:
     for name, m in base.items():
         lines.append(f"| {name} | | | | | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['lpips']:.4f} | |")
     for r in rows:
-        lines.append(f"| learned-{SHORT[r['modality']]} | {r['refocus_epochs']} / {r['merge_epochs']} | "
+        lines.append(f"| {label(r)} | {r['refocus_epochs']} / {r['merge_epochs']} | "
                      f"{r['refocus_samples']} / {r['merge_samples']} | {r['cpu_min']:.1f} | {r['wall_min']:.1f} | "
                      f"{r['psnr']:.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} | {r['gain_db']:+.2f} |")
     table = "\n".join(lines) + "\n"

@@ -3,14 +3,21 @@
 Both are small U-Nets built from the same parts: a 3x3 stem, dense blocks that double the channel count
 (4 DenseNet-B layers with growth = in/4 and a 1x1 bottleneck of 4*growth), 2x2 stride-2 convolutions
 down, 2x2 transposed convolutions up, 1x1 fusion convolutions on the skip concatenations and two
-residual blocks before the head. Every module has batch normalisation and LeakyReLU(0.1), except the
+residual blocks before the head. Every module has a normalisation layer and LeakyReLU(0.1), except the
 prediction heads, which are plain convolutions because their outputs (a log residual, a weight logit)
 must take any sign. `width` scales every channel count (1.0 = the paper; 1/16 for unit tests).
+
+`norm` picks the normalisation layer (`NORMS`): "group" (the default; GroupNorm, statistics of each image
+alone) behaves the same in training and inference; "batch" is the paper's. Trained at the small batches
+these nets use, batch norm's running statistics blew up the spikes net's residual on bright scenes at
+inference, and group norm scored higher for both modalities (docs/networks.md, "Normalisation").
 
 Images are sRGB-encoded float in [0, 1], (B, 3, H, W); H and W must be multiples of 4 (`pad_to_multiple`
 handles other sizes at inference).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -21,31 +28,41 @@ from nfs_synth.errors import UsageError
 
 LOG_EPS = 1e-2  # keeps log() finite on black pixels; small against the 1/255 quantisation step
 MODALITIES = ("events", "spikes")
+NORMS = ("batch", "group")
+GROUPS = 8  # GroupNorm groups (fewer where a layer has fewer channels: the dense layers' growth)
 
 
 def _act() -> nn.Module:
     return nn.LeakyReLU(0.1, inplace=True)
 
 
-def conv_bn(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(math.gcd(channels, GROUPS), channels)
+    raise UsageError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def conv_bn(cin: int, cout: int, k: int, norm: str, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2 if stride == 1 else 0),
-                         nn.BatchNorm2d(cout), _act())
+                         norm_layer(norm, cout), _act())
 
 
-def deconv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, 2), nn.BatchNorm2d(cout), _act())
+def deconv_bn(cin: int, cout: int, norm: str) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, 2), norm_layer(norm, cout), _act())
 
 
 class DenseBlock(nn.Module):
     """Four densely connected layers (1x1 bottleneck then 3x3); output = 2 * input channels."""
 
-    def __init__(self, cin: int, layers: int = 4):
+    def __init__(self, cin: int, norm: str, layers: int = 4):
         super().__init__()
         if cin % layers:
             raise UsageError(f"dense block input channels {cin} not divisible by {layers} layers")
         growth = cin // layers
         self.layers = nn.ModuleList(
-            nn.Sequential(conv_bn(cin + i * growth, cin, 1), conv_bn(cin, growth, 3)) for i in range(layers))
+            nn.Sequential(conv_bn(cin + i * growth, cin, 1, norm), conv_bn(cin, growth, 3, norm)) for i in range(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
@@ -55,17 +72,17 @@ class DenseBlock(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Two 3x3 conv-BN layers with an identity (or 1x1 projection) shortcut.
+    """Two 3x3 conv-norm layers with an identity (or 1x1 projection) shortcut.
 
     With `head=True` the block ends linearly (no BN, no activation): Table 7 makes a residual block the
     layer that outputs NeuroMergeNet's initial weights.
     """
 
-    def __init__(self, cin: int, cout: int, head: bool = False):
+    def __init__(self, cin: int, cout: int, norm: str, head: bool = False):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1), nn.BatchNorm2d(cin), _act(),
+        self.body = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1), norm_layer(norm, cin), _act(),
                                   nn.Conv2d(cin, cout, 3, padding=1))
-        self.norm = nn.Identity() if head else nn.BatchNorm2d(cout)
+        self.norm = nn.Identity() if head else norm_layer(norm, cout)
         self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
         self.out = nn.Identity() if head else _act()
 
@@ -76,11 +93,11 @@ class ResBlock(nn.Module):
 class Encoder(nn.Module):
     """Conv1-DenseConv3 of Tables 6/7: returns features at full, 1/2 and 1/4 resolution (2c, 4c, 8c)."""
 
-    def __init__(self, cin: int, c: int):
+    def __init__(self, cin: int, c: int, norm: str):
         super().__init__()
-        self.level1 = nn.Sequential(conv_bn(cin, c, 3), DenseBlock(c))
-        self.level2 = nn.Sequential(conv_bn(2 * c, 2 * c, 2, 2), DenseBlock(2 * c))
-        self.level3 = nn.Sequential(conv_bn(4 * c, 4 * c, 2, 2), DenseBlock(4 * c))
+        self.level1 = nn.Sequential(conv_bn(cin, c, 3, norm), DenseBlock(c, norm))
+        self.level2 = nn.Sequential(conv_bn(2 * c, 2 * c, 2, norm, 2), DenseBlock(2 * c, norm))
+        self.level3 = nn.Sequential(conv_bn(4 * c, 4 * c, 2, norm, 2), DenseBlock(4 * c, norm))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f1 = self.level1(x)
@@ -91,16 +108,16 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Deconv2-ResBlock of Tables 6/7 for `branches` encoders whose features are concatenated."""
 
-    def __init__(self, c: int, branches: int, cout: int, last_block_is_head: bool):
+    def __init__(self, c: int, branches: int, cout: int, last_block_is_head: bool, norm: str):
         super().__init__()
-        self.deconv2 = deconv_bn(8 * c * branches, 4 * c)
-        self.conv5 = nn.Sequential(conv_bn(4 * c * (branches + 1), 2 * c, 1), DenseBlock(2 * c))
-        self.deconv1 = deconv_bn(4 * c, 2 * c)
-        self.conv6 = conv_bn(2 * c * (branches + 1), c, 1)
+        self.deconv2 = deconv_bn(8 * c * branches, 4 * c, norm)
+        self.conv5 = nn.Sequential(conv_bn(4 * c * (branches + 1), 2 * c, 1, norm), DenseBlock(2 * c, norm))
+        self.deconv1 = deconv_bn(4 * c, 2 * c, norm)
+        self.conv6 = conv_bn(2 * c * (branches + 1), c, 1, norm)
         if last_block_is_head:  # Table 7: ResBlock2 itself outputs the weight map
-            self.tail = nn.Sequential(ResBlock(c, c), ResBlock(c, cout, head=True))
+            self.tail = nn.Sequential(ResBlock(c, c, norm), ResBlock(c, cout, norm, head=True))
         else:  # Table 6: two residual blocks, then a 3x3 prediction convolution
-            self.tail = nn.Sequential(ResBlock(c, c), ResBlock(c, c), nn.Conv2d(c, cout, 3, padding=1))
+            self.tail = nn.Sequential(ResBlock(c, c, norm), ResBlock(c, c, norm), nn.Conv2d(c, cout, 3, padding=1))
 
     def forward(self, feats: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
         f1, f2, f3 = (torch.cat(level, 1) for level in zip(*feats))
@@ -128,15 +145,16 @@ class NeuroRefocusNet(nn.Module):
       with a residual, seeing the initial image and the raw spike planes.
     """
 
-    def __init__(self, modality: str = "events", width: float = 1.0, nfs_channels: int = NFS_BINS):
+    def __init__(self, modality: str = "events", width: float = 1.0, nfs_channels: int = NFS_BINS,
+                 norm: str = "group"):
         super().__init__()
         if modality not in MODALITIES:
             raise UsageError(f"modality must be one of {MODALITIES}, got {modality!r}")
         self.modality, self.width, self.nfs_channels = modality, width, nfs_channels
         c = _base_channels(width)
-        self.image_encoder = Encoder(3, c)
-        self.nfs_encoder = Encoder(nfs_channels, c)
-        self.decoder = Decoder(c, branches=2, cout=3, last_block_is_head=False)
+        self.image_encoder = Encoder(3, c, norm)
+        self.nfs_encoder = Encoder(nfs_channels, c, norm)
+        self.decoder = Decoder(c, branches=2, cout=3, last_block_is_head=False, norm=norm)
 
     def initial_image(self, image: torch.Tensor, nfs: torch.Tensor) -> torch.Tensor:
         """What the net refines: the input (events) or the TFP luma with the input's chroma (spikes)."""
@@ -163,14 +181,14 @@ class NeuroMergeNet(nn.Module):
     weights are softmax(alpha * initial) over the stack, applied to all three channels (Eq. 5).
     """
 
-    def __init__(self, width: float = 1.0, alpha: float = 1.0):
+    def __init__(self, width: float = 1.0, alpha: float = 1.0, norm: str = "group"):
         super().__init__()
         if alpha <= 0:
             raise UsageError(f"softmax temperature alpha must be positive, got {alpha}")
         self.width, self.alpha = width, alpha
         c = _base_channels(width)
-        self.encoder = Encoder(4, c)
-        self.decoder = Decoder(c, branches=1, cout=1, last_block_is_head=True)
+        self.encoder = Encoder(4, c, norm)
+        self.decoder = Decoder(c, branches=1, cout=1, last_block_is_head=True, norm=norm)
 
     def initial_weights(self, stack: torch.Tensor, nfs: torch.Tensor) -> torch.Tensor:
         if stack.ndim != 5 or stack.shape[2] != 3 or nfs.shape != (*stack.shape[:2], 1, *stack.shape[3:]):
@@ -215,10 +233,10 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def build(stage: str, modality: str, width: float, alpha: float = 1.0) -> nn.Module:
+def build(stage: str, modality: str, width: float, alpha: float = 1.0, norm: str = "group") -> nn.Module:
     """The network of a training stage; the single place that maps a checkpoint's config to a model."""
     if stage == "refocus":
-        return NeuroRefocusNet(modality, width)
+        return NeuroRefocusNet(modality, width, norm=norm)
     if stage == "merge":
-        return NeuroMergeNet(width, alpha)
+        return NeuroMergeNet(width, alpha, norm)
     raise UsageError(f"stage must be 'refocus' or 'merge', got {stage!r}")

@@ -33,8 +33,10 @@ CHECKPOINT_FORMAT = "nfs_synth.aif checkpoint v1"
 LAST = "last.pt"
 LOG = "log.csv"
 _LOG_FIELDS = ("epoch", "lr", "loss", "perc", "mse", "psnr_db", "samples", "seconds", "samples_per_s")
+# what runs saved before a field existed were trained with
+LEGACY = {"norm": "batch"}
 # fields that define the run; a resume keeps the checkpoint's values and rejects different ones
-RUN_DEFINING = ("stage", "modality", "epochs", "width", "alpha", "lr", "seed", "crop", "batch_size",
+RUN_DEFINING = ("stage", "modality", "epochs", "width", "norm", "alpha", "lr", "seed", "crop", "batch_size",
                 "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight", "view")
 
 
@@ -48,6 +50,7 @@ class TrainConfig:
     batch_size: int = 4
     crop: int = 256
     width: float = 1.0              # channel multiplier; 1.0 = Tables 6/7
+    norm: str = "group"             # "group" | "batch" (Tables 6/7), nets.NORMS
     alpha: float = 1.0              # NeuroMergeNet softmax temperature (Eq. 16; the paper gives no value)
     lr: float = 5e-4
     seed: int = 0
@@ -184,12 +187,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     """An eval-mode network and its training config from a checkpoint."""
     payload = load_checkpoint(path)
     cfg = payload["config"]
-    model = build(cfg["stage"], cfg["modality"], cfg["width"], cfg["alpha"])
+    model = build(cfg["stage"], cfg["modality"], cfg["width"], cfg["alpha"], cfg.get("norm", LEGACY["norm"]))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path} does not fit a {cfg['stage']} network of width "
-                              f"{cfg['width']}: {str(err).splitlines()[0]}") from None
+                              f"{cfg['width']} and {cfg.get('norm', LEGACY['norm'])} norm: {str(err).splitlines()[0]}") from None
     return model.to(device).eval(), cfg
 
 
@@ -234,7 +237,7 @@ def _resumed_config(cfg: TrainConfig, saved: dict) -> TrainConfig:
         raise UsageError(f"cannot resume: the run was started with --corpus {saved['corpus']}, now --corpus "
                          f"{cfg.corpus}; start a new run directory to train on another corpus")
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    saved = {name: saved.get(name, defaults[name]) for name in RUN_DEFINING}  # runs older than a field keep its default
+    saved = {name: saved.get(name, LEGACY.get(name, defaults[name])) for name in RUN_DEFINING}
     for name in RUN_DEFINING:
         new, old = getattr(cfg, name), saved[name]
         if new is not None and new != old:
@@ -257,7 +260,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
     device = resolve_device(cfg.device)
     amp_dtype = autocast_dtype(cfg.amp, device)
     torch.manual_seed(cfg.seed)
-    model = place(build(cfg.stage, cfg.modality, cfg.width, cfg.alpha), device)
+    model = place(build(cfg.stage, cfg.modality, cfg.width, cfg.alpha, cfg.norm), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     if payload is not None:

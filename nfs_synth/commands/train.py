@@ -15,6 +15,7 @@ import dataclasses
 import math
 
 from nfs_synth.aif.losses import BACKBONES, VGG19_ENV
+from nfs_synth.aif.nets import NORMS
 from nfs_synth.aif.rig_view import VIEWS
 from nfs_synth.aif.train import RUN_DEFINING, TrainConfig
 from nfs_synth.errors import ON_ERROR, UsageError
@@ -42,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, help="random crop side in pixels, a multiple of 4 and at most the frame size "
                    "(default 256; the demo corpus has 96 px frames)")
     p.add_argument("--width-mult", dest="width", type=float, help="channel multiplier (default 1.0 = the paper)")
+    p.add_argument("--norm", choices=NORMS, help="normalisation layers: group (default; per image, the same in training and "
+                   "inference) or batch (the paper's); see docs/networks.md, Normalisation")
     p.add_argument("--alpha", type=float, help="NeuroMergeNet softmax temperature (default 1.0)")
     p.add_argument("--lr", type=float, help="initial learning rate (default 5e-4)")
     p.add_argument("--seed", type=int, help="default 0")

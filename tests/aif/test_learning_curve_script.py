@@ -24,3 +24,16 @@ def test_a_later_budget_adds_a_point_and_a_rerun_replaces_its_own(tmp_path):
     assert [(r["modality"], r["refocus_epochs"], r["psnr"]) for r in rows] == [
         ("events", 2, 19.2), ("spikes", 2, 20.1), ("spikes", 18, 22.0), ("spikes", 54, 21.6)]
     assert _script().merged_rows(tmp_path / "none.json", first[:1]) == first[:1]
+
+
+def test_group_norm_rows_sit_beside_batch_norm_rows_of_the_same_budget(tmp_path):
+    script = _script()
+    old = {"modality": "spikes", "refocus_epochs": 18, "merge_epochs": 6, "cpu_min": 17.0, "psnr": 21.8}  # no norm key
+    group = dict(old, norm="group", cpu_min=18.4, psnr=22.3)
+    path = tmp_path / "learning_curve.json"
+    path.write_text(json.dumps({"base": {}, "rows": [old]}))
+    rows = script.merged_rows(path, [group])
+    assert [script.label(r) for r in rows] == ["learned-sp", "learned-sp (group norm)"]
+    assert [r["psnr"] for r in script.merged_rows(path, [dict(old, norm="batch", psnr=21.9)])] == [21.9]
+    assert script.run_tag("spikes", 18, 6, "batch") == "sp-r18-m6"  # the names of runs made before the option
+    assert script.run_tag("spikes", 18, 6, "group") == "sp-r18-m6-group"

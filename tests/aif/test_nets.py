@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from nfs_synth.aif.nets import (DenseBlock, NeuroMergeNet, NeuroRefocusNet, count_parameters, pad_to_multiple)
+from nfs_synth.aif.nets import (DenseBlock, NeuroMergeNet, NeuroRefocusNet, build, count_parameters,
+                                pad_to_multiple)
 from nfs_synth.aif.representations import luma_chroma_merge
 
 torch.set_num_threads(1)  # the CI box is shared: more threads oversubscribe it
@@ -99,6 +100,27 @@ def test_luma_chroma_merge_keeps_grey_and_chroma():
     assert out[0, 0] > out[0, 1] + 0.3  # still red
 
 
+def test_group_norm_nets_are_the_same_in_training_and_inference_and_per_image():
+    # GroupNorm has no running statistics: an image's output does not depend on the other images in
+    # its batch nor on train()/eval(), where batch norm's depends on both (the bright-scene failure of
+    # docs/networks.md, "Normalisation").
+    torch.manual_seed(0)
+    image, nfs = torch.rand(2, 3, 16, 16), (torch.rand(2, 64, 16, 16) < 0.3).float()
+    nfs[1] = 1.0  # a saturated spike stream beside an ordinary one
+    for norm in ("group", "batch"):
+        net = build("refocus", "spikes", 1 / 16, norm=norm)
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == (norm == "batch")
+        with torch.no_grad():
+            alone = net.train()(image[:1], nfs[:1])
+            together = net(image, nfs)[:1]
+            inference = net.eval()(image[:1], nfs[:1])
+        same = torch.allclose(alone, together, atol=1e-5) and torch.allclose(alone, inference, atol=1e-5)
+        assert same == (norm == "group"), norm
+    # the same layers and parameter count as the paper's nets: a norm layer has 2 parameters per channel
+    assert count_parameters(build("refocus", "events", 1.0, norm="group")) == PARAMS["refocus"]
+    assert count_parameters(build("merge", "events", 1.0, norm="group")) == PARAMS["merge"]
+
+
 def test_bad_configuration_errors():
     with pytest.raises(ValueError, match="modality"):
         NeuroRefocusNet("frames")
@@ -106,6 +128,8 @@ def test_bad_configuration_errors():
         NeuroMergeNet(width=0.01)
     with pytest.raises(ValueError, match="alpha"):
         NeuroMergeNet(alpha=0)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        build("refocus", "events", 1 / 16, norm="layer")
 
 
 def test_pad_to_multiple():

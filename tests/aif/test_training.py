@@ -217,6 +217,29 @@ def test_resume_continues_the_same_schedule(corpus, tmp_path):
     assert cfg["stage"] == "refocus" and not model.training
 
 
+def test_norm_is_kept_in_the_checkpoint_and_defines_the_run(corpus, tmp_path):
+    root, _ = corpus
+    path = train.train(tiny_config(root, tmp_path / "g", epochs=1), log=lambda s: None)  # group, the default
+    model, cfg = train.load_model(path)
+    assert cfg["norm"] == "group" and any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with pytest.raises(ValueError, match="norm='group', now norm='batch'"):
+        train.train(tiny_config(root, tmp_path / "g", epochs=1, norm="batch"), resume=True, log=lambda s: None)
+    # a checkpoint written before the field existed is a batch-norm net, and resumes as one
+    batch_run = train.train(tiny_config(root, tmp_path / "b", epochs=1, norm="batch"), log=lambda s: None)
+    payload = train.load_checkpoint(batch_run)
+    del payload["config"]["norm"]
+    torch.save(payload, batch_run)
+    model, _ = train.load_model(batch_run)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with pytest.raises(ValueError, match="norm='batch', now norm='group'"):
+        train.train(tiny_config(root, tmp_path / "b", epochs=1), resume=True, log=lambda s: None)
+    payload["model"] = torch.load(path, weights_only=True)["model"]  # group-norm weights, batch-norm config
+    torch.save(payload, tmp_path / "mixed.pt")
+    with pytest.raises(train.CheckpointError, match="batch norm"):
+        train.load_model(tmp_path / "mixed.pt")
+
+
 def test_merge_stage_trains(corpus, tmp_path):
     root, _ = corpus
     cfg = tiny_config(root, tmp_path / "m", stage="merge", modality="spikes", epochs=1, stack_size=3)
