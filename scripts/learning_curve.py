@@ -92,8 +92,12 @@ def run_tag(modality: str, refocus_epochs: int, merge_epochs: int, norm: str) ->
     return f"{SHORT[modality]}-r{refocus_epochs}-m{merge_epochs}" + ("" if norm == "batch" else f"-{norm}")
 
 
+def row_norm(row: dict) -> str:
+    return row.get("norm", "batch")  # rows written before the option are batch norm
+
+
 def label(row: dict) -> str:
-    norm = row.get("norm", "batch")  # rows written before the option are batch norm
+    norm = row_norm(row)
     return f"learned-{SHORT[row['modality']]}" + ("" if norm == "batch" else f" ({norm} norm)")
 
 
@@ -101,10 +105,10 @@ def merged_rows(path: Path, rows: list[dict]) -> list[dict]:
     """`rows` added to those an earlier call wrote to `path` (a row of the same modality, norm and budget
     is replaced), so a later budget adds a point to the curve instead of replacing it."""
     def key(r):
-        return r["modality"], r.get("norm", "batch"), r["refocus_epochs"], r["merge_epochs"]
+        return r["modality"], row_norm(r), r["refocus_epochs"], r["merge_epochs"]
     kept = {key(r): r for r in (json.loads(path.read_text())["rows"] if path.exists() else [])}
     kept.update({key(r): r for r in rows})
-    return sorted(kept.values(), key=lambda r: (r["modality"], r.get("norm", "batch"), r["cpu_min"]))
+    return sorted(kept.values(), key=lambda r: (r["modality"], row_norm(r), r["cpu_min"]))
 
 
 def plot(rows: list[dict], base: dict, path: Path) -> None:
@@ -117,7 +121,7 @@ def plot(rows: list[dict], base: dict, path: Path) -> None:
     for modality, colour in colours.items():
         for name in dict.fromkeys(label(r) for r in rows if r["modality"] == modality):
             mine = [r for r in rows if label(r) == name]
-            ax.plot([r["cpu_min"] for r in mine], [r["psnr"] for r in mine], "o-" if "norm" in name else "s:",
+            ax.plot([r["cpu_min"] for r in mine], [r["psnr"] for r in mine], "s:" if row_norm(mine[0]) == "batch" else "o-",
                     color=colour, label=name)
         ax.axhline(base[f"handcraft-{SHORT[modality]}"]["psnr"], color=colour, ls="--", lw=1,
                    label=f"handcraft-{SHORT[modality]}")

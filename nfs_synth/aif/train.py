@@ -187,12 +187,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     """An eval-mode network and its training config from a checkpoint."""
     payload = load_checkpoint(path)
     cfg = payload["config"]
-    model = build(cfg["stage"], cfg["modality"], cfg["width"], cfg["alpha"], cfg.get("norm", LEGACY["norm"]))
+    norm = cfg.get("norm", LEGACY["norm"])
+    model = build(cfg["stage"], cfg["modality"], cfg["width"], cfg["alpha"], norm)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path} does not fit a {cfg['stage']} network of width "
-                              f"{cfg['width']} and {cfg.get('norm', LEGACY['norm'])} norm: {str(err).splitlines()[0]}") from None
+                              f"{cfg['width']} and {norm} norm: {str(err).splitlines()[0]}") from None
     return model.to(device).eval(), cfg
 
 
