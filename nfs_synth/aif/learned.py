@@ -42,6 +42,20 @@ class LearnedOptions:
                 raise UsageError(f"learned-method option {name} must be at least 1, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True)
+class RefocusedStack:
+    images: np.ndarray         # (K, H, W, 3) sRGB, the input refocused to each kept time
+    times_us: list[int]        # the kept refocus times, ascending
+    candidates_us: list[int]   # every time probed
+
+
+def _sweep(sweep_us: tuple[int, int]) -> tuple[int, int]:
+    t0, t1 = int(sweep_us[0]), int(sweep_us[1])
+    if t1 <= t0:
+        raise UsageError(f"empty sweep interval {sweep_us}")
+    return t0, t1
+
+
 class LearnedAIF:
     """A refocus + merge checkpoint pair, ready for inference on one device."""
 
@@ -67,12 +81,18 @@ class LearnedAIF:
             spike_step_us: int = 50) -> Reconstruction:
         """All-in-focus image from an sRGB (H, W, 3) image taken at t_input_us during the sweep
         [sweep_us[0], sweep_us[1]] and a stream reader (see the module docstring)."""
+        stack = self.refocused_stack(image, t_input_us, sweep_us, read_stream, spike_step_us)
+        merged, weights = self.merge_stack(stack.images, stack.times_us, sweep_us, read_stream, spike_step_us)
+        return Reconstruction(merged, stack.times_us, stack.images, weights, {"candidates_us": stack.candidates_us})
+
+    @torch.no_grad()
+    def refocused_stack(self, image: np.ndarray, t_input_us: int, sweep_us: tuple[int, int], read_stream,
+                        spike_step_us: int = 50) -> RefocusedStack:
+        """Steps 1-2: the input refocused to every candidate time, the sharpest per patch kept."""
         image = np.asarray(image, np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise UsageError(f"expected an (H, W, 3) image, got {image.shape}")
-        t0, t1 = int(sweep_us[0]), int(sweep_us[1])
-        if t1 <= t0:
-            raise UsageError(f"empty sweep interval {sweep_us}")
+        t0, t1 = _sweep(sweep_us)
         h, w = image.shape[:2]
         times = np.unique(np.linspace(t0, t1, self.options.candidates).round().astype(np.int64))
         events = read_stream(t0, t1 + 1) if self.modality == "events" else None
@@ -91,23 +111,31 @@ class LearnedAIF:
         luma = (refocused * _LUMA.to(refocused.device)).sum(1)
         chosen = sorted({int(torch.argmax(torch.stack([luma[k][patch].var() for k in range(len(times))])))
                          for patch in patch_grid((h, w), self.options.grid)})
-        half_window = max(1, (t1 - t0) // (2 * len(chosen)))
+        return RefocusedStack(refocused[chosen].permute(0, 2, 3, 1).cpu().numpy(), [int(times[k]) for k in chosen],
+                              times.tolist())
+
+    @torch.no_grad()
+    def merge_stack(self, stack: np.ndarray, times_us: list[int], sweep_us: tuple[int, int], read_stream,
+                    spike_step_us: int = 50) -> tuple[np.ndarray, np.ndarray]:
+        """Step 3: NeuroMergeNet on a (K, H, W, 3) sRGB stack whose images show the scene at `times_us`
+        (the refocused stack, or any other, e.g. rendered frames for an ablation). Returns (image, weights)."""
+        t0, t1 = _sweep(sweep_us)
+        k, h, w = stack.shape[:3]
+        events = read_stream(t0, t1 + 1) if self.modality == "events" else None
+        half_window = max(1, (t1 - t0) // (2 * k))
 
         def slice_for(t):  # the merge net's input for the stack image at time t
             if self.modality == "events":
                 return event_count_slice(events, t, half_window, h, w)
             return tfp_image(spike_planes(read_stream, t, spike_step_us))
 
-        slices = [slice_for(int(times[k])) for k in chosen]
-        stack = refocused[chosen][None]
-        nfs = torch.from_numpy(np.stack(slices))[None].to(self.device)
-        stack_p, _ = pad_to_multiple(stack)
+        stack_t = torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 3, 1, 2), np.float32))[None].to(self.device)
+        nfs = torch.from_numpy(np.stack([slice_for(int(t)) for t in times_us]))[None].to(self.device)
+        stack_p, _ = pad_to_multiple(stack_t)
         nfs_p, _ = pad_to_multiple(nfs)
         merged, weights = self.merge(stack_p, nfs_p)
         merged, weights = merged[..., :h, :w].clamp(0, 1), weights[..., :h, :w]  # (rounding of the weighted sum)
-        return Reconstruction(merged[0].permute(1, 2, 0).cpu().numpy(), [int(times[k]) for k in chosen],
-                             stack[0].permute(0, 2, 3, 1).cpu().numpy(), weights[0].cpu().numpy(),
-                             {"candidates_us": times.tolist()})
+        return merged[0].permute(1, 2, 0).cpu().numpy(), weights[0].cpu().numpy()
 
     def _refocus(self, image: torch.Tensor, nfs: list[np.ndarray]) -> torch.Tensor:
         h, w = image.shape[-2:]

@@ -540,3 +540,33 @@ def test_score_rejects_what_does_not_fit(corpus, checkpoints, tmp_path, capsys):
     assert main([*score, ev_refocus, "--json", str(tmp_path / "s.json")]) == 0
     assert "refocus/events on all of" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "s.json").read_text())["per_scene"]) == 2
+
+
+@pytest.mark.parametrize("modality", ["events", "spikes"])
+def test_stage_ablation_crosses_stacks_and_merges(corpus, checkpoints, modality):
+    """scripts/stage_ablation.py: its net-stack + net-merge row is the learned method itself, the rendered
+    stack holds the rendered frames at the kept times, and the best per-pixel choice bounds the hand merge
+    (which selects one stack image per pixel) from above."""
+    import importlib.util
+    from pathlib import Path
+
+    from nfs_synth.aif.learned import LearnedAIF, LearnedOptions, run_on_scene
+    from nfs_synth.aif.metrics import psnr
+    from nfs_synth.aif.scene import EvalScene
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "stage_ablation.py"
+    spec = importlib.util.spec_from_file_location("stage_ablation", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root, _ = corpus
+    pipeline = LearnedAIF(list(checkpoints[modality]), "cpu", LearnedOptions(candidates=6, grid=2))
+    with EvalScene(datasets.corpus_scenes(root)[0]) as scene:
+        rows = script.ablate(pipeline, scene)
+        learned = run_on_scene(pipeline, scene, 0)
+        gt, frames = scene.ground_truth_srgb, scene.frames_srgb
+    assert rows["net stack + net merge"] == pytest.approx(psnr(learned.image, gt), abs=1e-9)
+    assert rows["stack size"] == len(learned.times_us) >= 1
+    for stack in ("net stack", "rendered stack"):
+        assert rows[f"{stack}, best per-pixel choice"] >= rows[f"{stack} + hand merge"] - 1e-9
+    # all frames is a superset of the rendered stack, so its best choice can only be better
+    assert psnr(script.best_choice(frames, gt), gt) >= rows["rendered stack, best per-pixel choice"] - 1e-9
