@@ -9,8 +9,8 @@ mean PSNR of the refocused images against the rendered frames at their times (th
 error). PSNR against the all-in-focus image in sRGB, the mean of the per-scene PSNRs, as `nfs-synth
 evaluate` reports it; "net stack + net merge" is learned-ev / learned-sp.
 
-    python scripts/stage_ablation.py --corpus runs/lc/test --refocus runs/lc/curve/refocus-ev-r54-m18/last.pt \
-        --merge runs/lc/curve/merge-ev-r54-m18/last.pt
+    python scripts/stage_ablation.py --corpus runs/lc/test --refocus runs/lc/curve/refocus-ev-r54-m18-group/last.pt \
+        --merge runs/lc/curve/merge-ev-r54-m18-group/last.pt
 """
 from __future__ import annotations
 

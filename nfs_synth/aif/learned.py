@@ -81,6 +81,9 @@ class LearnedAIF:
             spike_step_us: int = 50) -> Reconstruction:
         """All-in-focus image from an sRGB (H, W, 3) image taken at t_input_us during the sweep
         [sweep_us[0], sweep_us[1]] and a stream reader (see the module docstring)."""
+        if self.modality == "events":  # read the sweep's events once for both stages
+            t0, t1 = _sweep(sweep_us)
+            read_stream = window_reader(read_stream(t0, t1 + 1))
         stack = self.refocused_stack(image, t_input_us, sweep_us, read_stream, spike_step_us)
         merged, weights = self.merge_stack(stack.images, stack.times_us, sweep_us, read_stream, spike_step_us)
         return Reconstruction(merged, stack.times_us, stack.images, weights, {"candidates_us": stack.candidates_us})
@@ -151,12 +154,16 @@ class LearnedAIF:
 CHECKPOINT_OPTION = {"events": "checkpoints_ev", "spikes": "checkpoints_sp"}
 
 
+def window_reader(events: np.ndarray):
+    """`read_events(t_start_us, t_end_us)` over an in-memory, time-sorted event array (views, no copies)."""
+    t = events["t"]
+    return lambda lo, hi: events[np.searchsorted(t, lo):np.searchsorted(t, hi)]
+
+
 def scene_stream(scene, modality: str):
     """(reader, spike step in us) over an EvalScene's stream, for `LearnedAIF.run`."""
     if modality == "events":
-        events = scene.events
-        t = events["t"]
-        return (lambda lo, hi: events[np.searchsorted(t, lo):np.searchsorted(t, hi)]), 0
+        return window_reader(scene.events), 0
     t_us = scene.h5["spikes/t_us"]
     step = int(t_us[1] - t_us[0]) if len(t_us) > 1 else 1
     return scene.spike_window, step

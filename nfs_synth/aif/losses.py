@@ -100,6 +100,9 @@ class PerceptualLoss(nn.Module):
         return sum(F.mse_loss(f[:len(output)].float(), f[len(output):].float()) for f in feats) / len(feats)
 
 
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+
 def detail_weights(target: torch.Tensor, strength: float, window: int = 9) -> torch.Tensor:
     """(N, 1, H, W) per-pixel weights 1 + strength * E / mean(E), E the target luma's local Laplacian
     energy (3 x 3 Laplacian squared, `window` box mean: the hand merge's focus measure), so that the
@@ -109,9 +112,6 @@ def detail_weights(target: torch.Tensor, strength: float, window: int = 9) -> to
     energy = F.avg_pool2d(lap ** 2, window, stride=1, padding=window // 2, count_include_pad=False)
     w = 1 + strength * energy / energy.mean((2, 3), keepdim=True).clamp_min(1e-12)
     return w / w.mean((2, 3), keepdim=True)
-
-
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
 class Eq17Loss(nn.Module):
