@@ -6,7 +6,8 @@ Per test scene, first frame as input (the evaluation protocol), the learned pipe
 times (an oracle refocus net), each merged by NeuroMergeNet and by the hand merge (Laplacian energy
 fusion), plus the best per-pixel choice from each stack (the ceiling of any merge that selects) and the
 mean PSNR of the refocused images against the rendered frames at their times (the refocus stage's own
-error). PSNR against the all-in-focus image in sRGB, the mean of the per-scene PSNRs, as `nfs-synth
+error), and the ground truth's luma with the input's chroma (the colour ceiling of a grey sensor,
+docs/networks.md "The colour ceiling"). PSNR against the all-in-focus image in sRGB, the mean of the per-scene PSNRs, as `nfs-synth
 evaluate` reports it; "net stack + net merge" is learned-ev / learned-sp.
 
     python scripts/stage_ablation.py --corpus runs/lc/test --refocus runs/lc/curve/refocus-ev-r54-m18-group/last.pt \
@@ -24,10 +25,26 @@ from nfs_synth.aif.learned import LearnedAIF, scene_stream
 from nfs_synth.aif.merge import laplacian_energy_fusion
 from nfs_synth.aif.metrics import psnr
 from nfs_synth.aif.scene import EvalScene
+from nfs_synth.color import REC709_WEIGHTS
+
+_KR, _, _KB = REC709_WEIGHTS
+_KG = 1.0 - _KR - _KB
+
+
+def input_chroma(image: np.ndarray, luma_from: np.ndarray) -> np.ndarray:
+    """`image`'s chroma (Y'CbCr Cb, Cr of sRGB values) with the luma Y' of `luma_from`: with the target
+    as `luma_from`, the ceiling of a refocus that keeps the input's chroma (a grey sensor's, Eq. 9)."""
+    def luma(x):
+        return _KR * x[..., 0] + _KG * x[..., 1] + _KB * x[..., 2]
+    y_in = luma(image)
+    cb, cr = (image[..., 2] - y_in) / (2 * (1 - _KB)), (image[..., 0] - y_in) / (2 * (1 - _KR))
+    y = luma(luma_from)
+    r, b = y + 2 * (1 - _KR) * cr, y + 2 * (1 - _KB) * cb
+    return np.clip(np.stack([r, (y - _KR * r - _KB * b) / _KG, b], -1), 0, 1).astype(np.float32)
 
 ROWS = ("net stack + net merge", "net stack + hand merge", "net stack, best per-pixel choice",
         "rendered stack + net merge", "rendered stack + hand merge", "rendered stack, best per-pixel choice",
-        "all rendered frames + hand merge", "refocused images vs rendered frames")
+        "all rendered frames + hand merge", "refocused images vs rendered frames", "ground-truth luma, input chroma")
 
 
 def best_choice(stack: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -51,6 +68,7 @@ def ablate(pipeline: LearnedAIF, scene: EvalScene) -> dict[str, float]:
         out[f"{name}, best per-pixel choice"] = psnr(best_choice(stack, gt), gt)
     out["all rendered frames + hand merge"] = psnr(laplacian_energy_fusion(frames)[0], gt)
     out["refocused images vs rendered frames"] = float(np.mean([psnr(a, b) for a, b in zip(net.images, rendered)]))
+    out["ground-truth luma, input chroma"] = psnr(input_chroma(scene.frame_srgb(0), gt), gt)
     out["stack size"] = len(net.times_us)
     return out
 

@@ -1,6 +1,7 @@
 """Datasets over scene files, the Eq. 17 loss, training, checkpoints and resume (tiny configurations)."""
 import csv
 import json
+import math
 
 import h5py
 import numpy as np
@@ -593,3 +594,7 @@ def test_stage_ablation_crosses_stacks_and_merges(corpus, checkpoints, modality)
         assert rows[f"{stack}, best per-pixel choice"] >= rows[f"{stack} + hand merge"] - 1e-9
     # all frames is a superset of the rendered stack, so its best choice can only be better
     assert psnr(script.best_choice(frames, gt), gt) >= rows["rendered stack, best per-pixel choice"] - 1e-9
+    # the colour ceiling: an image's own chroma with its own luma gives it back; the input's chroma
+    # costs what the input's blur does to colour, so the ceiling is finite but above the input itself
+    np.testing.assert_allclose(script.input_chroma(gt, gt), np.clip(gt, 0, 1), atol=1e-5)
+    assert psnr(frames[0], gt) < rows["ground-truth luma, input chroma"] < math.inf
