@@ -7,8 +7,8 @@ times (an oracle refocus net), each merged by NeuroMergeNet and by the hand merg
 fusion), plus the best per-pixel choice from each stack (the ceiling of any merge that selects) and the
 mean PSNR of the refocused images against the rendered frames at their times (the refocus stage's own
 error), and the ground truth's luma with the input's chroma (the colour ceiling of a grey sensor,
-docs/networks.md "The colour ceiling"). PSNR against the all-in-focus image in sRGB, the mean of the per-scene PSNRs, as `nfs-synth
-evaluate` reports it; "net stack + net merge" is learned-ev / learned-sp.
+docs/networks.md "The colour ceiling"). PSNR against the all-in-focus image in sRGB, the mean of the
+per-scene PSNRs, as `nfs-synth evaluate` reports it; "net stack + net merge" is learned-ev / learned-sp.
 
     python scripts/stage_ablation.py --corpus runs/lc/test --refocus runs/lc/curve/refocus-ev-r54-m18-group/last.pt \
         --merge runs/lc/curve/merge-ev-r54-m18-group/last.pt
@@ -20,27 +20,25 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nfs_synth.aif.learned import LearnedAIF, scene_stream
 from nfs_synth.aif.merge import laplacian_energy_fusion
 from nfs_synth.aif.metrics import psnr
+from nfs_synth.aif.representations import luma_chroma_merge
 from nfs_synth.aif.scene import EvalScene
-from nfs_synth.color import REC709_WEIGHTS
-
-_KR, _, _KB = REC709_WEIGHTS
-_KG = 1.0 - _KR - _KB
+from nfs_synth.color import REC709_LUMA, srgb_decode
 
 
 def input_chroma(image: np.ndarray, luma_from: np.ndarray) -> np.ndarray:
-    """`image`'s chroma (Y'CbCr Cb, Cr of sRGB values) with the luma Y' of `luma_from`: with the target
-    as `luma_from`, the ceiling of a refocus that keeps the input's chroma (a grey sensor's, Eq. 9)."""
-    def luma(x):
-        return _KR * x[..., 0] + _KG * x[..., 1] + _KB * x[..., 2]
-    y_in = luma(image)
-    cb, cr = (image[..., 2] - y_in) / (2 * (1 - _KB)), (image[..., 0] - y_in) / (2 * (1 - _KR))
-    y = luma(luma_from)
-    r, b = y + 2 * (1 - _KR) * cr, y + 2 * (1 - _KB) * cb
-    return np.clip(np.stack([r, (y - _KR * r - _KB * b) / _KG, b], -1), 0, 1).astype(np.float32)
+    """`image`'s chroma with the luma Y' of `luma_from` (sRGB (H, W, 3) each), through Eq. 9's colour
+    split: with the target as `luma_from`, the ceiling of a refocus that keeps the input's chroma. The
+    split encodes a linear grey, so it is given the decoded Y' to get that Y' back."""
+    grey = srgb_decode(np.asarray(luma_from, np.float32) @ REC709_LUMA)
+    out = luma_chroma_merge(torch.from_numpy(np.float32(grey))[None, None],
+                            torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), np.float32))[None])
+    return out[0].permute(1, 2, 0).numpy()
+
 
 ROWS = ("net stack + net merge", "net stack + hand merge", "net stack, best per-pixel choice",
         "rendered stack + net merge", "rendered stack + hand merge", "rendered stack, best per-pixel choice",
@@ -57,8 +55,8 @@ def ablate(pipeline: LearnedAIF, scene: EvalScene) -> dict[str, float]:
     ts = scene.timestamps_us
     reader, step = scene_stream(scene, pipeline.modality)
     sweep = (int(ts[0]), int(ts[-1]))
-    frames, gt = scene.frames_srgb, scene.ground_truth_srgb
-    net = pipeline.refocused_stack(scene.frame_srgb(0), int(ts[0]), sweep, reader, step)
+    frames, gt, image = scene.frames_srgb, scene.ground_truth_srgb, scene.frame_srgb(0)
+    net = pipeline.refocused_stack(image, int(ts[0]), sweep, reader, step)
     rendered = frames[[int(np.argmin(np.abs(ts - t))) for t in net.times_us]]
     stacks = {"net stack": net.images, "rendered stack": rendered}
     out = {}
@@ -68,7 +66,7 @@ def ablate(pipeline: LearnedAIF, scene: EvalScene) -> dict[str, float]:
         out[f"{name}, best per-pixel choice"] = psnr(best_choice(stack, gt), gt)
     out["all rendered frames + hand merge"] = psnr(laplacian_energy_fusion(frames)[0], gt)
     out["refocused images vs rendered frames"] = float(np.mean([psnr(a, b) for a, b in zip(net.images, rendered)]))
-    out["ground-truth luma, input chroma"] = psnr(input_chroma(scene.frame_srgb(0), gt), gt)
+    out["ground-truth luma, input chroma"] = psnr(input_chroma(image, gt), gt)
     out["stack size"] = len(net.times_us)
     return out
 
